@@ -1,0 +1,168 @@
+/* util: allocation, panics, clocks, buffers. See util.h. */
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Noreturn void oom(size_t n) {
+    fprintf(stderr, "hale: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) oom(count * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+char *xstrndup(const char *s, size_t n) {
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void hale_panic_at(const char *file, int line, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "hale: fatal internal error at %s:%d: %s\n", file, line, msg);
+    fflush(stderr);
+    abort();
+}
+
+uint64_t hale_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t hale_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int hale_err(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void hale_buf_init(hale_buf *b) { b->data = NULL; b->len = b->cap = 0; }
+
+void hale_buf_free(hale_buf *b) { free(b->data); hale_buf_init(b); }
+
+void hale_buf_reserve(hale_buf *b, size_t extra) {
+    size_t need;
+    if (__builtin_add_overflow(b->len, extra + 1, &need)) oom(SIZE_MAX);
+    if (need <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) {
+        if (__builtin_mul_overflow(cap, 2, &cap)) oom(SIZE_MAX);
+    }
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void hale_buf_append(hale_buf *b, const void *p, size_t n) {
+    hale_buf_reserve(b, n);
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void hale_buf_puts(hale_buf *b, const char *s) { hale_buf_append(b, s, strlen(s)); }
+
+void hale_buf_printf(hale_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    hale_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* Length of a valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
+    else return 0;
+    if (n < len) return 0;
+    unsigned cp = c & (0x3F >> (len - 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+void hale_buf_json_escape(hale_buf *b, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    hale_buf_reserve(b, n + 8);
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            size_t j = i;
+            while (j < n && p[j] >= 0x20 && p[j] != '"' && p[j] != '\\' && p[j] < 0x80) j++;
+            hale_buf_append(b, s + i, j - i);
+            i = j;
+            continue;
+        }
+        switch (c) {
+        case '"': hale_buf_append(b, "\\\"", 2); i++; continue;
+        case '\\': hale_buf_append(b, "\\\\", 2); i++; continue;
+        case '\n': hale_buf_append(b, "\\n", 2); i++; continue;
+        case '\r': hale_buf_append(b, "\\r", 2); i++; continue;
+        case '\t': hale_buf_append(b, "\\t", 2); i++; continue;
+        default: break;
+        }
+        if (c < 0x20 || c == 0x7F) {
+            hale_buf_printf(b, "\\u%04x", c);
+            i++;
+            continue;
+        }
+        size_t l = utf8_seq(p + i, n - i);
+        if (l == 0) {
+            hale_buf_append(b, "\xEF\xBF\xBD", 3);
+            i++;
+        } else {
+            hale_buf_append(b, s + i, l);
+            i += l;
+        }
+    }
+}

@@ -1,0 +1,73 @@
+/* util: the project-wide basics every module relies on.
+ *
+ * Promises:
+ *  - xmalloc/xcalloc/xrealloc/xstrdup never return NULL: out of memory is a
+ *    fatal error and aborts (B6). Use the try_ forms where a request may
+ *    fail gracefully instead.
+ *  - hale_panic() logs one line to stderr with the call site and aborts; it
+ *    is for broken invariants only, never for bad input.
+ *  - size helpers detect overflow instead of wrapping.
+ *
+ * Error convention (whole project): functions that can fail return 0 on
+ * success and -1 on failure, and write a human-readable reason into a
+ * caller-supplied `char *err, size_t errlen` buffer when one is given.
+ * Functions returning pointers return NULL on failure, documented per call.
+ */
+#ifndef HALE_UTIL_H
+#define HALE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Abort with a message: for impossible states only. */
+_Noreturn void hale_panic_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define hale_panic(...) hale_panic_at(__FILE__, __LINE__, __VA_ARGS__)
+
+/* Invariant check kept in release builds (unlike assert). */
+#define HALE_ASSERT(cond)                                                  \
+    do {                                                                   \
+        if (__builtin_expect(!(cond), 0))                                  \
+            hale_panic("assertion failed: %s", #cond);                     \
+    } while (0)
+
+/* a*b into *out; returns false on overflow. */
+static inline bool hale_mul_ok(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+/* Monotonic and wall clocks. */
+uint64_t hale_now_ns(void);      /* CLOCK_MONOTONIC, nanoseconds */
+uint64_t hale_wall_ms(void);     /* CLOCK_REALTIME, ms since epoch */
+
+/* snprintf into err/errlen when err is non-NULL. Always returns -1 so that
+ * `return hale_err(err, errlen, "...")` reads naturally. */
+int hale_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Growable byte buffer; data is always NUL-terminated for convenience. */
+typedef struct hale_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} hale_buf;
+
+void hale_buf_init(hale_buf *b);
+void hale_buf_free(hale_buf *b);
+void hale_buf_reserve(hale_buf *b, size_t extra);
+void hale_buf_append(hale_buf *b, const void *p, size_t n);
+void hale_buf_puts(hale_buf *b, const char *s);
+void hale_buf_printf(hale_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append s as JSON string contents (no surrounding quotes): escapes quotes,
+ * backslash, control characters; invalid UTF-8 bytes become U+FFFD. */
+void hale_buf_json_escape(hale_buf *b, const char *s, size_t n);
+
+#endif
