@@ -1,0 +1,283 @@
+/* kv_api: handlers for /v1/kv. See kv_api.h. */
+#include "kv_api.h"
+
+#include "http.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define JSON "application/json"
+
+const char *kv_key_problem(const char *k, size_t n) {
+    if (n == 0) return "the key is empty";
+    if (n > KV_MAX_KEY_BYTES) return "the key is longer than 512 bytes";
+    const unsigned char *p = (const unsigned char *)k;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c < 0x20 || c == 0x7F) return "the key contains a control character";
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        unsigned cp, min;
+        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return "the key is not valid UTF-8";
+        if (i + len > n) return "the key is not valid UTF-8";
+        for (size_t j = 1; j < len; j++) {
+            if ((p[i + j] & 0xC0) != 0x80) return "the key is not valid UTF-8";
+            cp = (cp << 6) | (p[i + j] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return "the key is not valid UTF-8";
+        if (cp >= 0x80 && cp <= 0x9F) return "the key contains a control character";
+        i += len;
+    }
+    return NULL;
+}
+
+/* Decodes and validates the {key} capture into out; answers 400 itself. */
+static bool take_key(hale_req *r, hale_buf *out) {
+    size_t n;
+    const char *raw = hale_req_param(r, "key", &n);
+    if (!raw || hale_percent_decode(raw, n, false, out) != 0) {
+        hale_resp_error(r, 400, "invalid_key", "the key has an invalid percent-encoding");
+        return false;
+    }
+    const char *why = kv_key_problem(out->data, out->len);
+    if (why) {
+        hale_resp_error(r, 400, "invalid_key", why);
+        return false;
+    }
+    return true;
+}
+
+static void set_etag(hale_req *r, int64_t version) {
+    char etag[32];
+    snprintf(etag, sizeof etag, "\"%" PRId64 "\"", version);
+    hale_resp_header(r, "ETag", etag);
+}
+
+/* Parses one strong ETag `"123"` (W/ accepted for If-None-Match only). */
+static int64_t parse_etag(const char *p, size_t n, bool allow_weak) {
+    if (allow_weak && n > 2 && p[0] == 'W' && p[1] == '/') { p += 2; n -= 2; }
+    if (n < 3 || p[0] != '"' || p[n - 1] != '"') return -1;
+    int64_t v = 0;
+    for (size_t i = 1; i < n - 1; i++) {
+        if (p[i] < '0' || p[i] > '9' || v > (INT64_MAX - 9) / 10) return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/* Does a list like `"1", W/"2"` contain version v (or `*`)? */
+static bool etag_list_has(const char *h, int64_t v, bool allow_weak) {
+    while (*h) {
+        while (*h == ' ' || *h == ',' || *h == '\t') h++;
+        if (!*h) break;
+        if (*h == '*') return true;
+        const char *e = h;
+        while (*e && *e != ',') e++;
+        const char *end = e;
+        while (end > h && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        if (parse_etag(h, (size_t)(end - h), allow_weak) == v) return true;
+        h = e;
+    }
+    return false;
+}
+
+/* Fills a kv_cond from If-Match / If-None-Match for writes. Returns false
+ * (and answers) when a header cannot be honoured. */
+static bool write_cond(hale_req *r, kv_cond *c) {
+    memset(c, 0, sizeof *c);
+    const char *im = hale_req_header(r, "If-Match");
+    const char *inm = hale_req_header(r, "If-None-Match");
+    if (im) {
+        while (*im == ' ') im++;
+        if (strcmp(im, "*") == 0) {
+            c->if_match_any = true;
+        } else {
+            int64_t v = parse_etag(im, strlen(im), false);
+            if (v <= 0) {
+                /* an ETag we never issue cannot match: 412, as RFC 9110 */
+                hale_resp_error(r, 412, "precondition_failed", "If-Match does not name a current version");
+                return false;
+            }
+            c->if_match = v;
+        }
+    }
+    if (inm) {
+        while (*inm == ' ') inm++;
+        if (strcmp(inm, "*") != 0) {
+            hale_resp_error(r, 400, "bad_precondition", "writes accept only If-None-Match: *");
+            return false;
+        }
+        c->if_none_match_any = true;
+    }
+    return true;
+}
+
+static void store_failed(hale_req *r, kv_status st) {
+    if (st == KV_UNAVAILABLE) {
+        hale_resp_error(r, 503, "unavailable", "the store is unavailable; retry shortly");
+        hale_resp_header(r, "Retry-After", "1");
+    } else {
+        hale_resp_error(r, 500, "internal", "the store failed");
+    }
+}
+
+static void h_get(hale_req *r, void *arg) {
+    kv_api *api = arg;
+    hale_buf key;
+    hale_buf_init(&key);
+    if (!take_key(r, &key)) goto out;
+    kv_item it;
+    memset(&it, 0, sizeof it);
+    kv_status st = api->store->ops->get(api->store, key.data, key.len, &it);
+    if (st == KV_NOT_FOUND) {
+        hale_resp_error(r, 404, "not_found", "no value is stored under this key");
+    } else if (st != KV_OK) {
+        store_failed(r, st);
+    } else {
+        const char *inm = hale_req_header(r, "If-None-Match");
+        set_etag(r, it.version);
+        if (inm && etag_list_has(inm, it.version, true)) {
+            free(it.value);
+            hale_resp_static(r, 304, NULL, "", 0);
+        } else {
+            hale_resp_take(r, 200, NULL, it.value, it.len);
+            hale_resp_header(r, "Content-Type", it.ctype);
+        }
+    }
+out:
+    hale_buf_free(&key);
+}
+
+static void h_put(hale_req *r, void *arg) {
+    kv_api *api = arg;
+    hale_buf key;
+    hale_buf_init(&key);
+    if (!take_key(r, &key)) goto out;
+    const char *enc = hale_req_header(r, "Content-Encoding");
+    if (enc && strcasecmp(enc, "identity") != 0) {
+        hale_resp_error(r, 415, "unsupported_media_type", "content codings are not supported; send the raw bytes");
+        goto out;
+    }
+    const char *ctype = hale_req_header(r, "Content-Type");
+    if (!ctype || !*ctype) ctype = "application/octet-stream";
+    if (strlen(ctype) >= sizeof(((kv_item *)0)->ctype)) {
+        hale_resp_error(r, 415, "unsupported_media_type", "the Content-Type is longer than 127 bytes");
+        goto out;
+    }
+    kv_cond c;
+    if (!write_cond(r, &c)) goto out;
+    size_t vlen;
+    const char *val = hale_req_body(r, &vlen);
+    int64_t version = 0;
+    bool created = false;
+    kv_status st = api->store->ops->put(api->store, key.data, key.len, val, vlen, ctype, &c,
+                                        &version, &created);
+    if (st == KV_OK) {
+        set_etag(r, version);
+        static const char created_body[] = "{\"result\":\"created\"}\n";
+        static const char replaced_body[] = "{\"result\":\"replaced\"}\n";
+        if (created) hale_resp_static(r, 201, JSON, created_body, sizeof created_body - 1);
+        else hale_resp_static(r, 200, JSON, replaced_body, sizeof replaced_body - 1);
+    } else if (st == KV_PRECONDITION) {
+        hale_resp_error(r, 412, "precondition_failed", "the stored version does not satisfy the precondition");
+    } else {
+        store_failed(r, st);
+    }
+out:
+    hale_buf_free(&key);
+}
+
+static void h_del(hale_req *r, void *arg) {
+    kv_api *api = arg;
+    hale_buf key;
+    hale_buf_init(&key);
+    if (!take_key(r, &key)) goto out;
+    kv_cond c;
+    if (!write_cond(r, &c)) goto out;
+    kv_status st = api->store->ops->del(api->store, key.data, key.len, &c);
+    if (st == KV_OK) hale_resp_static(r, 204, NULL, "", 0);
+    else if (st == KV_NOT_FOUND) hale_resp_error(r, 404, "not_found", "no value is stored under this key");
+    else if (st == KV_PRECONDITION)
+        hale_resp_error(r, 412, "precondition_failed", "the stored version does not satisfy the precondition");
+    else store_failed(r, st);
+out:
+    hale_buf_free(&key);
+}
+
+static void h_list(hale_req *r, void *arg) {
+    kv_api *api = arg;
+    hale_buf prefix, after, lim, out;
+    hale_buf_init(&prefix); hale_buf_init(&after); hale_buf_init(&lim); hale_buf_init(&out);
+    const char *q = hale_req_query(r);
+    long limit = KV_LIST_DEFAULT;
+    int rp = hale_query_get(q, "prefix", &prefix);
+    int ra = hale_query_get(q, "after", &after);
+    int rl = hale_query_get(q, "limit", &lim);
+    if (rp < 0 || ra < 0 || rl < 0) {
+        hale_resp_error(r, 400, "bad_query", "the query string has an invalid percent-encoding");
+        goto out;
+    }
+    if (rl == 1) {
+        char *end;
+        limit = strtol(lim.data, &end, 10);
+        if (!lim.len || *end || limit < 1 || limit > KV_LIST_MAX) {
+            hale_resp_error(r, 400, "bad_limit", "limit must be an integer from 1 to 1000");
+            goto out;
+        }
+    }
+    if (prefix.len > KV_MAX_KEY_BYTES || after.len > KV_MAX_KEY_BYTES) {
+        hale_resp_error(r, 400, "invalid_key", "prefix and after are at most 512 bytes");
+        goto out;
+    }
+    char **keys = NULL;
+    size_t n = 0;
+    bool more = false;
+    kv_status st = api->store->ops->list(api->store, prefix.data ? prefix.data : "", prefix.len,
+                                         after.data ? after.data : "", after.len, (size_t)limit,
+                                         &keys, &n, &more);
+    if (st != KV_OK) {
+        store_failed(r, st);
+    } else {
+        hale_buf_puts(&out, "{\"keys\":[");
+        for (size_t i = 0; i < n; i++) {
+            hale_buf_puts(&out, i ? ",\"" : "\"");
+            hale_buf_json_escape(&out, keys[i], strlen(keys[i]));
+            hale_buf_puts(&out, "\"");
+        }
+        hale_buf_puts(&out, "],\"next\":");
+        if (more && n) {
+            hale_buf_puts(&out, "\"");
+            hale_buf_json_escape(&out, keys[n - 1], strlen(keys[n - 1]));
+            hale_buf_puts(&out, "\"");
+        } else {
+            hale_buf_puts(&out, "null");
+        }
+        hale_buf_puts(&out, "}\n");
+        hale_resp_take(r, 200, JSON, out.data, out.len);
+        hale_buf_init(&out);
+    }
+    for (size_t i = 0; i < n; i++) free(keys[i]);
+    free(keys);
+out:
+    hale_buf_free(&prefix); hale_buf_free(&after); hale_buf_free(&lim); hale_buf_free(&out);
+}
+
+int kv_api_register(kv_api *api, hale_router *r, char *err, size_t errlen) {
+    const hale_route routes[] = {
+        {.method = "GET", .tmpl = "/v1/kv", .fn = h_list, .arg = api, .flags = HALE_ROUTE_AUTH},
+        {.method = "GET", .tmpl = "/v1/kv/{key}", .fn = h_get, .arg = api, .flags = HALE_ROUTE_AUTH},
+        {.method = "PUT", .tmpl = "/v1/kv/{key}", .fn = h_put, .arg = api,
+         .flags = HALE_ROUTE_AUTH | HALE_ROUTE_BODY},
+        {.method = "DELETE", .tmpl = "/v1/kv/{key}", .fn = h_del, .arg = api, .flags = HALE_ROUTE_AUTH},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (hale_router_add(r, &routes[i], err, errlen) != 0) return -1;
+    return 0;
+}

@@ -1,0 +1,71 @@
+/* store: the key-value store interface the API is written against.
+ *
+ * Promises:
+ *  - Every backend (SQLite now, PostgreSQL later) gives the same semantics:
+ *    each write gets a new version that is unique across the store's
+ *    lifetime (a deleted key's old ETag never matches a later value), and a
+ *    KV_OK answer to put/del means the write is durable.
+ *  - Conditions are checked atomically with the write (compare-and-swap).
+ *  - All functions are thread-safe and called from HTTP worker threads.
+ *  - KV_UNAVAILABLE means "the backend cannot answer now" (maps to 503);
+ *    KV_ERROR is anything else unexpected (500).
+ */
+#ifndef KV_STORE_H
+#define KV_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef enum {
+    KV_OK = 0,
+    KV_NOT_FOUND,
+    KV_PRECONDITION,   /* If-Match / If-None-Match failed */
+    KV_UNAVAILABLE,
+    KV_ERROR,
+} kv_status;
+
+typedef struct kv_cond {
+    bool if_match_any;       /* If-Match: *        -> must exist */
+    int64_t if_match;        /* If-Match: "<n>"    -> version must equal (0 = none) */
+    bool if_none_match_any;  /* If-None-Match: *   -> must not exist */
+} kv_cond;
+
+typedef struct kv_item {
+    char *value;             /* malloc'd, owned by the caller after get */
+    size_t len;
+    char ctype[128];
+    int64_t version;
+} kv_item;
+
+typedef struct kv_store kv_store;
+
+typedef struct kv_store_ops {
+    const char *name;
+    kv_status (*get)(kv_store *s, const char *key, size_t klen, kv_item *out);
+    kv_status (*put)(kv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
+                     const char *ctype, const kv_cond *c, int64_t *version, bool *created);
+    kv_status (*del)(kv_store *s, const char *key, size_t klen, const kv_cond *c);
+    /* Appends up to `limit` keys >= after (exclusive) with the prefix, in
+     * byte order, to *keys (an array of malloc'd strings the caller frees).
+     * *more is set when further keys exist. */
+    kv_status (*list)(kv_store *s, const char *prefix, size_t plen, const char *after,
+                      size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more);
+    /* A cheap liveness query for the readiness check: 0 ok, -1 with err. */
+    int (*ping)(kv_store *s, char *err, size_t errlen);
+    void (*close)(kv_store *s);
+} kv_store_ops;
+
+struct kv_store {
+    const kv_store_ops *ops;
+};
+
+/* Opens the SQLite store at path (directories are created). Returns NULL
+ * with err on failure. */
+kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen);
+
+static inline void kv_store_close(kv_store *s) { if (s) s->ops->close(s); }
+
+#endif

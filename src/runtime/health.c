@@ -1,0 +1,265 @@
+/* health: see health.h. Check threads write results under a small mutex
+ * per check; probes read an atomic state computed after every result, so
+ * the probe path takes no lock except for the /health detail page. */
+#include "health.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_CHECKS 8
+#define MAX_WATCH 4
+
+typedef struct check {
+    hale_health *h;
+    char name[32];
+    hale_check_fn fn;
+    void *arg;
+    unsigned interval_ms, timeout_ms;
+    bool required;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    /* results (under mu) */
+    int ok;                 /* -1 never ran, 0 failing, 1 passing */
+    double latency_ms;
+    char last_error[256];
+    uint64_t since_ms;      /* wall time of the last status change */
+    _Atomic uint64_t running_since_ns; /* 0 when not running */
+} check;
+
+struct hale_health {
+    void (*on_transition)(hale_avail, hale_avail, const char *, void *);
+    void *arg;
+    check checks[MAX_CHECKS];
+    size_t nchecks;
+    const hale_http_server *watch[MAX_WATCH];
+    unsigned stall_ms[MAX_WATCH];
+    size_t nwatch;
+    atomic_int state;
+    atomic_int started, draining, stopping;
+    pthread_mutex_t tmu;    /* serialises transitions */
+    pthread_mutex_t wmu;    /* sleeping check threads */
+    pthread_cond_t wake;
+    bool threads_running;
+};
+
+const char *hale_avail_name(hale_avail a) {
+    static const char *const names[] = {"starting", "ready", "not_ready", "draining", "stopped"};
+    return (unsigned)a < 5 ? names[a] : "unknown";
+}
+
+hale_health *hale_health_new(void (*cb)(hale_avail, hale_avail, const char *, void *), void *arg) {
+    hale_health *h = xcalloc(1, sizeof *h);
+    h->on_transition = cb;
+    h->arg = arg;
+    pthread_mutex_init(&h->tmu, NULL);
+    pthread_mutex_init(&h->wmu, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    return h;
+}
+
+void hale_health_free(hale_health *h) {
+    if (!h) return;
+    hale_health_stop_checks(h);
+    for (size_t i = 0; i < h->nchecks; i++) pthread_mutex_destroy(&h->checks[i].mu);
+    pthread_mutex_destroy(&h->tmu);
+    pthread_mutex_destroy(&h->wmu);
+    pthread_cond_destroy(&h->wake);
+    free(h);
+}
+
+int hale_health_add_check(hale_health *h, const char *name, hale_check_fn fn, void *arg,
+                          unsigned interval_ms, unsigned timeout_ms, bool required) {
+    if (h->nchecks == MAX_CHECKS || h->threads_running) return -1;
+    check *c = &h->checks[h->nchecks++];
+    memset(c, 0, sizeof *c);
+    c->h = h;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->fn = fn;
+    c->arg = arg;
+    c->interval_ms = interval_ms ? interval_ms : 1000;
+    c->timeout_ms = timeout_ms ? timeout_ms : 1000;
+    c->required = required;
+    c->ok = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    return 0;
+}
+
+/* Are all required checks passing right now? Fills why on failure. */
+static bool checks_pass(hale_health *h, char *why, size_t n) {
+    uint64_t now = hale_now_ns();
+    for (size_t i = 0; i < h->nchecks; i++) {
+        check *c = &h->checks[i];
+        if (!c->required) continue;
+        uint64_t rs = atomic_load(&c->running_since_ns);
+        pthread_mutex_lock(&c->mu);
+        int ok = c->ok;
+        pthread_mutex_unlock(&c->mu);
+        if (ok != 1) { snprintf(why, n, "check %s is failing", c->name); return false; }
+        if (rs && now - rs > (uint64_t)c->timeout_ms * 1000000u) {
+            snprintf(why, n, "check %s timed out", c->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Recomputes the state from the flags and check results. */
+static void recompute(hale_health *h) {
+    pthread_mutex_lock(&h->tmu);
+    hale_avail old = (hale_avail)atomic_load(&h->state), next;
+    char why[96] = "";
+    if (atomic_load(&h->stopping)) { next = HALE_AVAIL_STOPPED; snprintf(why, sizeof why, "stopped"); }
+    else if (atomic_load(&h->draining)) { next = HALE_AVAIL_DRAINING; snprintf(why, sizeof why, "shutdown requested"); }
+    else if (checks_pass(h, why, sizeof why)) {
+        next = atomic_load(&h->started) ? HALE_AVAIL_READY : HALE_AVAIL_STARTING;
+        if (next == HALE_AVAIL_READY) snprintf(why, sizeof why, "all required checks pass");
+    } else {
+        next = atomic_load(&h->started) ? HALE_AVAIL_NOT_READY : HALE_AVAIL_STARTING;
+    }
+    /* draining and stopped are final: never go back */
+    if (old == HALE_AVAIL_STOPPED || (old == HALE_AVAIL_DRAINING && next != HALE_AVAIL_STOPPED))
+        next = old;
+    if (next != old) {
+        atomic_store(&h->state, (int)next);
+        if (h->on_transition) h->on_transition(old, next, why, h->arg);
+    }
+    pthread_mutex_unlock(&h->tmu);
+}
+
+static void *check_main(void *arg) {
+    check *c = arg;
+    hale_health *h = c->h;
+    while (!atomic_load(&h->stopping)) {
+        char err[256] = "";
+        uint64_t t0 = hale_now_ns();
+        atomic_store(&c->running_since_ns, t0);
+        int rc = c->fn(c->arg, err, sizeof err);
+        uint64_t t1 = hale_now_ns();
+        atomic_store(&c->running_since_ns, 0);
+        bool timed_out = t1 - t0 > (uint64_t)c->timeout_ms * 1000000u;
+        pthread_mutex_lock(&c->mu);
+        int ok = rc == 0 && !timed_out;
+        if (ok != c->ok) c->since_ms = hale_wall_ms();
+        c->ok = ok;
+        c->latency_ms = (double)(t1 - t0) / 1e6;
+        if (!ok)
+            snprintf(c->last_error, sizeof c->last_error, "%s",
+                     timed_out && rc == 0 ? "timed out" : (err[0] ? err : "failed"));
+        pthread_mutex_unlock(&c->mu);
+        recompute(h);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)c->interval_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_mutex_lock(&h->wmu);
+        if (!atomic_load(&h->stopping)) pthread_cond_timedwait(&h->wake, &h->wmu, &ts);
+        pthread_mutex_unlock(&h->wmu);
+    }
+    return NULL;
+}
+
+void hale_health_start(hale_health *h) {
+    if (h->threads_running) return;
+    h->threads_running = true;
+    for (size_t i = 0; i < h->nchecks; i++)
+        if (pthread_create(&h->checks[i].thread, NULL, check_main, &h->checks[i]) != 0)
+            hale_panic("cannot start health check thread");
+    recompute(h);
+}
+
+void hale_health_stop_checks(hale_health *h) {
+    if (!h->threads_running) return;
+    pthread_mutex_lock(&h->wmu);
+    atomic_store(&h->stopping, 1);
+    pthread_cond_broadcast(&h->wake);
+    pthread_mutex_unlock(&h->wmu);
+    for (size_t i = 0; i < h->nchecks; i++) pthread_join(h->checks[i].thread, NULL);
+    h->threads_running = false;
+}
+
+void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall_ms) {
+    if (h->nwatch == MAX_WATCH) return;
+    h->stall_ms[h->nwatch] = stall_ms;
+    h->watch[h->nwatch++] = s;
+}
+
+void hale_health_set_started(hale_health *h) { atomic_store(&h->started, 1); recompute(h); }
+void hale_health_set_draining(hale_health *h) { atomic_store(&h->draining, 1); recompute(h); }
+void hale_health_set_stopped(hale_health *h) {
+    pthread_mutex_lock(&h->wmu);
+    atomic_store(&h->stopping, 1);
+    pthread_cond_broadcast(&h->wake);
+    pthread_mutex_unlock(&h->wmu);
+    recompute(h);
+}
+
+hale_avail hale_health_state(const hale_health *h) {
+    return (hale_avail)atomic_load(&((hale_health *)h)->state);
+}
+
+bool hale_health_live(const hale_health *h) {
+    uint64_t now = hale_now_ns();
+    for (size_t i = 0; i < h->nwatch; i++) {
+        uint64_t t = hale_http_oldest_busy_ns(h->watch[i]);
+        if (t && now > t && now - t > (uint64_t)h->stall_ms[i] * 1000000u) return false;
+    }
+    return true;
+}
+
+bool hale_health_ready(const hale_health *h) {
+    if (hale_health_state(h) != HALE_AVAIL_READY) return false;
+    /* a check stuck past its timeout turns readiness off before it returns */
+    uint64_t now = hale_now_ns();
+    for (size_t i = 0; i < h->nchecks; i++) {
+        const check *c = &h->checks[i];
+        uint64_t rs = atomic_load(&((check *)c)->running_since_ns);
+        if (c->required && rs && now - rs > (uint64_t)c->timeout_ms * 1000000u) return false;
+    }
+    return true;
+}
+
+static void rfc3339(uint64_t ms, char *out, size_t n) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
+void hale_health_render_json(const hale_health *hc, hale_buf *out) {
+    hale_health *h = (hale_health *)hc;
+    bool ready = hale_health_ready(h), live = hale_health_live(h);
+    hale_buf_printf(out, "{\"status\":\"%s\",\"state\":\"%s\",\"live\":%s,\"ready\":%s,\"checks\":{",
+                    ready ? "pass" : "fail", hale_avail_name(hale_health_state(h)),
+                    live ? "true" : "false", ready ? "true" : "false");
+    uint64_t now = hale_now_ns();
+    for (size_t i = 0; i < h->nchecks; i++) {
+        check *c = &h->checks[i];
+        pthread_mutex_lock(&c->mu);
+        uint64_t rs = atomic_load(&c->running_since_ns);
+        bool stuck = rs && now - rs > (uint64_t)c->timeout_ms * 1000000u;
+        const char *st = c->ok < 0 ? "unknown" : (c->ok && !stuck) ? "pass" : "fail";
+        char since[40] = "";
+        if (c->since_ms) rfc3339(c->since_ms, since, sizeof since);
+        hale_buf_printf(out, "%s\"%s\":{\"status\":\"%s\",\"required\":%s,\"latency_ms\":%.3f,",
+                        i ? "," : "", c->name, st, c->required ? "true" : "false", c->latency_ms);
+        if (c->ok == 0 || stuck) {
+            hale_buf_puts(out, "\"last_error\":\"");
+            const char *e = stuck ? "timed out" : c->last_error;
+            hale_buf_json_escape(out, e, strlen(e));
+            hale_buf_puts(out, "\",");
+        } else {
+            hale_buf_puts(out, "\"last_error\":null,");
+        }
+        if (since[0]) hale_buf_printf(out, "\"since\":\"%s\"}", since);
+        else hale_buf_puts(out, "\"since\":null}");
+        pthread_mutex_unlock(&c->mu);
+    }
+    hale_buf_puts(out, "}}\n");
+}

@@ -1,0 +1,78 @@
+/* health: the availability state machine, background dependency checks,
+ * the liveness watchdog and the probe endpoints.
+ *
+ * Promises:
+ *  - States: starting -> ready <-> not_ready -> draining -> stopped. Every
+ *    transition is reported once through on_transition.
+ *  - Probe handlers only read atomics and cached results, so they answer in
+ *    microseconds whatever the dependencies do:
+ *      /health/liveness   200 unless a worker has been inside one handler
+ *                         longer than `stall_ms` (dependencies never count)
+ *      /health/readiness  200 only when started, not draining, and every
+ *                         required check passed its last run (a run that is
+ *                         taking longer than its timeout counts as failed)
+ *      /health/startup    200 once hale_health_set_started() was called
+ *      /health            JSON detail: state, and per check status, last
+ *                         latency, last error, since when
+ *  - Each check runs on its own thread every interval_ms; a slow check never
+ *    delays another one or a probe.
+ *  Thread-safety: everything may be called from any thread after start.
+ */
+#ifndef HALE_HEALTH_H
+#define HALE_HEALTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "router.h"
+
+typedef enum {
+    HALE_AVAIL_STARTING = 0,
+    HALE_AVAIL_READY,
+    HALE_AVAIL_NOT_READY,
+    HALE_AVAIL_DRAINING,
+    HALE_AVAIL_STOPPED,
+} hale_avail;
+
+const char *hale_avail_name(hale_avail a);
+
+/* A check returns 0 when the dependency is fine, else -1 with err. */
+typedef int (*hale_check_fn)(void *arg, char *err, size_t errlen);
+
+typedef struct hale_health hale_health;
+
+/* on_transition may be NULL; it runs on whichever thread changed the state. */
+hale_health *hale_health_new(void (*on_transition)(hale_avail from, hale_avail to,
+                                                   const char *why, void *arg),
+                             void *arg);
+void hale_health_free(hale_health *h);
+
+/* Declares a check before hale_health_start. Returns 0, -1 when full. */
+int hale_health_add_check(hale_health *h, const char *name, hale_check_fn fn, void *arg,
+                          unsigned interval_ms, unsigned timeout_ms, bool required);
+
+/* Starts the check threads (each runs its check at once, then on interval). */
+void hale_health_start(hale_health *h);
+/* Stops the check threads (joins them). */
+void hale_health_stop_checks(hale_health *h);
+
+/* Watches a server's workers for liveness (may be called once per server). */
+void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall_ms);
+
+void hale_health_set_started(hale_health *h);  /* init done: startup 200 */
+void hale_health_set_draining(hale_health *h); /* readiness 503 from now on */
+void hale_health_set_stopped(hale_health *h);
+
+hale_avail hale_health_state(const hale_health *h);
+bool hale_health_live(const hale_health *h);
+bool hale_health_ready(const hale_health *h);
+
+/* Appends the /health detail document (JSON) to out. */
+void hale_health_render_json(const hale_health *h, hale_buf *out);
+
+/* Registers /health, /health/liveness, /health/readiness, /health/startup
+ * (GET, never shed, no auth). Returns 0 or -1 with err. */
+int hale_health_register(hale_health *h, hale_router *r, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,157 @@
+/* http: hale's HTTP server and request/response API.
+ *
+ * Promises:
+ *  - The engine (libmicrohttpd) is hidden: nothing outside http_engine.c
+ *    includes its header, so services and the engine can change separately.
+ *  - A server owns a listening socket, a pool of `workers` threads (one
+ *    epoll loop each), and serves the routes of one hale_router.
+ *  - Handlers run on a worker thread, read the request through hale_req_*,
+ *    and set exactly one response through hale_resp_*. A handler that sets
+ *    none answers 500. Handlers must not block for long: the watchdog
+ *    counts a worker stuck in a handler as not live.
+ *  - Limits answer with the right status before the handler is called:
+ *    400 (malformed framing, bad path), 404/405 (+Allow), 411, 413 (decided
+ *    from Content-Length before any body byte is read, connection closed),
+ *    414, 431, 501 (unknown method or transfer coding), 503 + Retry-After
+ *    (shedding past max_in_flight; routes flagged NO_SHED are exempt).
+ *    Every error hale itself produces is a JSON body
+ *    {"error": "...", "detail": "..."}; statuses the engine produces before
+ *    hale sees the request (some 400, 414, 431, 505) carry its own body.
+ *  - Request framing is strict (RFC 9112): several or conflicting
+ *    Content-Length, Content-Length with Transfer-Encoding, any coding other
+ *    than exactly "chunked", header names that are not tokens, a missing or
+ *    repeated Host are refused and the connection is closed after the
+ *    response, so nothing can hide behind them.
+ *  - After hale_http_set_draining(), every response carries
+ *    `Connection: close`.
+ *  Thread-safety: hale_http_* control functions may be called from any
+ *  thread; hale_req_* / hale_resp_* only from the handler's thread during
+ *  the call.
+ */
+#ifndef HALE_HTTP_H
+#define HALE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router.h"
+#include "util.h"
+
+typedef struct hale_req hale_req;
+typedef struct hale_http_server hale_http_server;
+
+typedef struct hale_http_opts {
+    const char *name;              /* "main", "admin": used in logs/metrics */
+    const char *host;              /* IPv4/IPv6 literal, "0.0.0.0" for all */
+    unsigned port;                 /* 0 = ephemeral (see hale_http_port) */
+    unsigned workers;              /* 0 = number of online CPUs */
+    unsigned max_connections;      /* global cap; over it, new ones are refused */
+    unsigned max_connections_per_ip; /* 0 = unlimited */
+    unsigned max_in_flight;        /* 0 = unlimited; else shed with 503 */
+    size_t max_header_bytes;       /* request line + headers (431) */
+    size_t max_uri_bytes;          /* request target (414) */
+    size_t max_body_bytes;         /* body (413) */
+    unsigned idle_timeout_s;       /* no byte for this long: dropped */
+    unsigned body_timeout_ms;      /* whole body must arrive within this */
+} hale_http_opts;
+
+/* What happened to one request: handed to the completion hook (access log,
+ * metrics) on the worker thread after the response was sent. Strings are
+ * valid only during the call. */
+typedef struct hale_http_event {
+    const char *server;        /* opts.name */
+    const char *method;
+    const char *route;         /* template, or "unmatched" */
+    unsigned route_index;      /* router index, or UINT32_MAX when unmatched */
+    const char *path;          /* raw path as sent (may be long) */
+    int status;                /* 0 when the connection died before a response */
+    uint64_t bytes_in, bytes_out;
+    uint64_t duration_ns;
+    const char *remote;        /* "1.2.3.4" */
+    const char *request_id;
+    const char *trace_id;      /* 32 hex from traceparent, or "" */
+    const char *reject_reason; /* framing/limit reason, or NULL */
+} hale_http_event;
+
+typedef struct hale_http_hooks {
+    /* Called once per request when it ends. May be NULL. */
+    void (*on_complete)(const hale_http_event *ev, void *arg);
+    /* Called for HALE_ROUTE_AUTH routes before the handler; returns true to
+     * let it through, or sets a response (e.g. 401) and returns false. */
+    bool (*auth)(hale_req *req, void *arg);
+    /* Called when framing rules or limits refuse a request, with a short
+     * reason ("duplicate_content_length", "body_too_large", ...). May be NULL. */
+    void (*on_reject)(const char *server, const char *reason, void *arg);
+    void *arg;
+} hale_http_hooks;
+
+/* Fills opts with hale's defaults. */
+void hale_http_opts_default(hale_http_opts *o);
+
+/* Starts serving. Returns the server, or NULL with err (bind failure...).
+ * The router and hooks must outlive the server. */
+hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *r,
+                                  const hale_http_hooks *hooks, char *err, size_t errlen);
+
+/* The bound port (useful with port 0). */
+unsigned hale_http_port(const hale_http_server *s);
+
+/* From now on every response carries `Connection: close`. */
+void hale_http_set_draining(hale_http_server *s);
+
+/* Stops accepting: the listening socket is closed at once, so new
+ * connections are refused; connections already open keep being served.
+ * Returns 0, or -1 if already quiesced. */
+int hale_http_quiesce(hale_http_server *s);
+
+/* Requests currently between their first byte and their completion. */
+unsigned hale_http_in_flight(const hale_http_server *s);
+
+/* Stops the server and closes every connection; frees s. */
+void hale_http_stop(hale_http_server *s);
+
+/* Start time (hale_now_ns) of the longest-running handler call now in
+ * progress, or 0 when no handler is running: the liveness watchdog uses it
+ * to see a stuck worker. */
+uint64_t hale_http_oldest_busy_ns(const hale_http_server *s);
+
+/* Number of worker threads the server runs. */
+unsigned hale_http_workers(const hale_http_server *s);
+
+/* ---- request ---- */
+const char *hale_req_method(const hale_req *r);
+const char *hale_req_path(const hale_req *r, size_t *len); /* raw, no query */
+const char *hale_req_query(const hale_req *r);             /* raw, "" if none */
+const char *hale_req_route(const hale_req *r);             /* template */
+/* Raw (percent-encoded) value of a route capture, or NULL. */
+const char *hale_req_param(const hale_req *r, const char *name, size_t *len);
+/* A request header (case-insensitive name), or NULL. */
+const char *hale_req_header(const hale_req *r, const char *name);
+/* The body (NUL-terminated for convenience; may contain NULs). */
+const char *hale_req_body(const hale_req *r, size_t *len);
+const char *hale_req_id(const hale_req *r);
+const char *hale_req_remote(const hale_req *r);
+
+/* Percent-decodes src[0..n) into out (replacing its contents). '+' is kept
+ * as is unless plus_is_space. Returns 0, or -1 on a malformed escape. */
+int hale_percent_decode(const char *src, size_t n, bool plus_is_space, hale_buf *out);
+/* Finds `name` in a raw query string and decodes its value into out.
+ * Returns 1 when found, 0 when absent, -1 when malformed. */
+int hale_query_get(const char *query, const char *name, hale_buf *out);
+
+/* ---- response (exactly one per request) ---- */
+/* Copies body. */
+void hale_resp_send(hale_req *r, int status, const char *ctype, const void *body, size_t n);
+/* Takes ownership of body (malloc'd). */
+void hale_resp_take(hale_req *r, int status, const char *ctype, char *body, size_t n);
+/* body must stay valid forever (string literal). */
+void hale_resp_static(hale_req *r, int status, const char *ctype, const char *body, size_t n);
+/* JSON error {"error": error, "detail": detail}. */
+void hale_resp_error(hale_req *r, int status, const char *error, const char *detail);
+/* Adds a response header (copied). At most 8 per response; returns -1 over. */
+int hale_resp_header(hale_req *r, const char *name, const char *value);
+/* True once a response was set. */
+bool hale_resp_is_set(const hale_req *r);
+
+#endif

@@ -1,0 +1,49 @@
+/* lifecycle: signals, the shutdown request, and interruptible waits.
+ *
+ * Promises:
+ *  - hale_lifecycle_init() blocks SIGTERM, SIGINT and SIGHUP in the calling
+ *    thread (so in every thread started after it) and starts one thread that
+ *    receives them with sigwait(): no code runs in signal-handler context.
+ *    Call it first thing in main, before any startup work, so a SIGTERM
+ *    during start-up ends the process cleanly.
+ *  - The first SIGTERM/SIGINT sets the shutdown request and wakes waiters.
+ *    A second one calls the `on_forced` hook (to log) and exits at once with
+ *    status 1 (HALE_EXIT_FORCED).
+ *  - SIGPIPE is ignored process-wide.
+ *  - Exit codes (L3): 0 clean, 78 configuration error, 1 other fatal error.
+ */
+#ifndef HALE_LIFECYCLE_H
+#define HALE_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HALE_EXIT_OK 0
+#define HALE_EXIT_FATAL 1
+#define HALE_EXIT_FORCED 1
+#define HALE_EXIT_CONFIG 78
+
+typedef struct hale_lifecycle_hooks {
+    void (*on_signal)(int signo, int count, void *arg); /* each signal, may be NULL */
+    void *arg;
+} hale_lifecycle_hooks;
+
+/* Returns 0, or -1 if the signal thread could not start. */
+int hale_lifecycle_init(const hale_lifecycle_hooks *hooks);
+
+/* Sets hooks later (e.g. once the logger is configured). */
+void hale_lifecycle_set_hooks(const hale_lifecycle_hooks *hooks);
+
+bool hale_shutdown_requested(void);
+
+/* Requests shutdown as if a signal came (used by tests and fatal paths). */
+void hale_request_shutdown(void);
+
+/* Sleeps up to ms; returns true early when shutdown is requested. */
+bool hale_wait_shutdown(uint64_t ms);
+
+/* Exponential backoff with full jitter: the delay before retry `attempt`
+ * (0-based) is uniform in [base/2, min(max, base * 2^attempt)]. */
+uint64_t hale_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms);
+
+#endif

@@ -1,0 +1,494 @@
+/* log: level filter, JSON and text line writers, one write(2) per line.
+ * See log.h for the promises. */
+#include "log.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bytes kept free at the end of the line buffer so that a cut line can
+ * always be closed: marker + quote + ,"log_truncated":true + }\n + NUL. */
+#define RESERVE 64
+#define TRUNC_MARK "\xE2\x80\xA6(truncated)"
+#define TRUNC_MARK_LEN (sizeof TRUNC_MARK - 1)
+#define LEVEL_OFF (-1)
+
+typedef struct log_override {
+    char name[HALE_LOG_TARGET_MAX];
+    size_t len;
+    int level;
+} log_override;
+
+typedef struct log_config {
+    int deflt;                 /* threshold for targets with no override */
+    bool json;
+    size_t n;
+    log_override ov[HALE_LOG_MAX_OVERRIDES];
+} log_config;
+
+/* Written by hale_log_init only (start-up), read everywhere. g_max, the
+ * loosest threshold of all, is the hot-path early exit. */
+static log_config g_cfg = {.deflt = HALE_LOG_INFO, .json = false, .n = 0};
+static _Atomic int g_max = HALE_LOG_INFO;
+static _Atomic int g_fd = 1;
+static _Atomic uint64_t g_truncated, g_dropped;
+
+static const char *const level_json[] = {"error", "warn", "info", "debug", "trace"};
+static const char *const level_text[] = {"ERROR", " WARN", " INFO", "DEBUG", "TRACE"};
+
+const char *hale_log_level_name(hale_log_level lvl) {
+    return (unsigned)lvl <= HALE_LOG_TRACE ? level_json[lvl] : "?";
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+/* Level from a name of n bytes; -2 when unknown. */
+static int parse_level(const char *s, size_t n) {
+    static const struct { const char *name; int level; } names[] = {
+        {"error", HALE_LOG_ERROR}, {"warn", HALE_LOG_WARN},
+        {"warning", HALE_LOG_WARN}, {"info", HALE_LOG_INFO},
+        {"debug", HALE_LOG_DEBUG}, {"trace", HALE_LOG_TRACE},
+        {"off", LEVEL_OFF},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].name) == n && strncasecmp(s, names[i].name, n) == 0)
+            return names[i].level;
+    return -2;
+}
+
+static void trim(const char **s, size_t *n) {
+    while (*n && (**s == ' ' || **s == '\t')) { (*s)++; (*n)--; }
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
+}
+
+static bool target_char_ok(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-' || c == '.' || c == ':';
+}
+
+#define BAD_LEVEL_HINT "expected error, warn, info, debug, trace or off"
+
+/* Parse one comma-separated entry of the level spec into cfg. */
+static int parse_entry(log_config *cfg, bool *have_default, const char *s, size_t n,
+                       unsigned idx, char *err, size_t errlen) {
+    trim(&s, &n);
+    if (n == 0)
+        return hale_err(err, errlen, "log level: entry %u is empty", idx);
+    const char *eq = memchr(s, '=', n);
+    if (!eq) {
+        int lv = parse_level(s, n);
+        if (lv == -2)
+            return hale_err(err, errlen, "log level: unknown level \"%.*s\" (" BAD_LEVEL_HINT ")",
+                            (int)(n > 64 ? 64 : n), s);
+        if (*have_default)
+            return hale_err(err, errlen, "log level: default level given twice (\"%.*s\")",
+                            (int)(n > 64 ? 64 : n), s);
+        *have_default = true;
+        cfg->deflt = lv;
+        return 0;
+    }
+    const char *t = s, *l = eq + 1;
+    size_t tn = (size_t)(eq - s), ln = n - tn - 1;
+    trim(&t, &tn);
+    trim(&l, &ln);
+    if (tn == 0)
+        return hale_err(err, errlen, "log level: entry %u \"%.*s\" has no target before '='",
+                        idx, (int)(n > 64 ? 64 : n), s);
+    for (size_t i = 0; i < tn; i++)
+        if (!target_char_ok(t[i]))
+            return hale_err(err, errlen,
+                            "log level: bad target name \"%.*s\" (letters, digits, _ - . : only)",
+                            (int)(tn > 64 ? 64 : tn), t);
+    if (tn >= HALE_LOG_TARGET_MAX)
+        return hale_err(err, errlen, "log level: target name \"%.*s...\" longer than %d bytes",
+                        32, t, HALE_LOG_TARGET_MAX - 1);
+    int lv = parse_level(l, ln);
+    if (lv == -2)
+        return hale_err(err, errlen,
+                        "log level: unknown level \"%.*s\" for target \"%.*s\" (" BAD_LEVEL_HINT ")",
+                        (int)(ln > 64 ? 64 : ln), l, (int)tn, t);
+    for (size_t i = 0; i < cfg->n; i++)
+        if (cfg->ov[i].len == tn && memcmp(cfg->ov[i].name, t, tn) == 0)
+            return hale_err(err, errlen, "log level: target \"%.*s\" given twice", (int)tn, t);
+    if (cfg->n == HALE_LOG_MAX_OVERRIDES)
+        return hale_err(err, errlen, "log level: more than %d target overrides",
+                        HALE_LOG_MAX_OVERRIDES);
+    log_override *o = &cfg->ov[cfg->n++];
+    memcpy(o->name, t, tn);
+    o->name[tn] = '\0';
+    o->len = tn;
+    o->level = lv;
+    return 0;
+}
+
+int hale_log_init(const char *level_spec, const char *format, char *err, size_t errlen) {
+    log_config cfg = {.deflt = HALE_LOG_INFO, .json = false, .n = 0};
+    bool have_default = false;
+    if (level_spec && *level_spec) {
+        const char *p = level_spec;
+        for (unsigned idx = 1;; idx++) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            if (parse_entry(&cfg, &have_default, p, n, idx, err, errlen) < 0) return -1;
+            if (!comma) break;
+            p = comma + 1;
+        }
+    }
+    if (format && *format) {
+        if (strcasecmp(format, "json") == 0) cfg.json = true;
+        else if (strcasecmp(format, "text") != 0)
+            return hale_err(err, errlen, "log format: unknown format \"%.32s\" (expected json or text)",
+                            format);
+    }
+    int max = cfg.deflt;
+    for (size_t i = 0; i < cfg.n; i++)
+        if (cfg.ov[i].level > max) max = cfg.ov[i].level;
+    g_cfg = cfg;
+    atomic_store_explicit(&g_max, max, memory_order_relaxed);
+    return 0;
+}
+
+bool hale_log_enabled(hale_log_level lvl, const char *target) {
+    if ((int)lvl > atomic_load_explicit(&g_max, memory_order_relaxed)) return false;
+    if (g_cfg.n == 0 || !target) return (int)lvl <= g_cfg.deflt;
+    /* Longest override that equals target or is a dotted prefix of it. */
+    int level = g_cfg.deflt;
+    size_t best = 0;
+    for (size_t i = 0; i < g_cfg.n; i++) {
+        const log_override *o = &g_cfg.ov[i];
+        if (o->len >= best && strncmp(target, o->name, o->len) == 0 &&
+            (target[o->len] == '\0' || target[o->len] == '.')) {
+            level = o->level;
+            best = o->len;
+        }
+    }
+    return (int)lvl <= level;
+}
+
+void hale_log_set_fd(int fd) { atomic_store_explicit(&g_fd, fd, memory_order_relaxed); }
+
+void hale_log_flush(void) {}
+
+void hale_log_counters(uint64_t *truncated, uint64_t *dropped) {
+    if (truncated) *truncated = atomic_load_explicit(&g_truncated, memory_order_relaxed);
+    if (dropped) *dropped = atomic_load_explicit(&g_dropped, memory_order_relaxed);
+}
+
+/* ---- line writer ------------------------------------------------------ */
+
+/* A line under construction. Ordinary writes stop at lim; the RESERVE bytes
+ * after it are only for closing a line that has been cut (trunc). */
+typedef struct line {
+    char *buf;
+    size_t len, lim;
+    bool trunc;
+} line;
+
+static bool put(line *w, const char *s, size_t n) {
+    if (w->trunc || n > w->lim - w->len) {
+        w->trunc = true;
+        return false;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    return true;
+}
+
+/* Closing bytes: may use the reserve. */
+static void put_force(line *w, const char *s, size_t n) {
+    HALE_ASSERT(w->len + n < HALE_LOG_LINE_MAX);
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void put_cut_mark(line *w) {
+    w->trunc = true;
+    put_force(w, TRUNC_MARK, TRUNC_MARK_LEN);
+}
+
+/* JSON-escape s into the line through hale_buf_json_escape, without heap
+ * use: the hale_buf is a window onto the line buffer, and each chunk is
+ * small enough that its worst case (6 output bytes per input byte, as in
+ * \u001f, plus the 9 bytes of slack the escaper reserves) fits, so the
+ * buffer never has to grow. Chunks end on a UTF-8 lead byte so that a
+ * valid multi-byte character is never split into "invalid" halves. */
+static void put_json_escaped(line *w, const char *s, size_t n) {
+    while (n > 0) {
+        size_t room = w->trunc ? 0 : w->lim - w->len;
+        if (room < 9 + 6) { put_cut_mark(w); return; }
+        size_t chunk = (room - 9) / 6;
+        if (chunk < n) {
+            for (int back = 0; back < 3 && chunk > 0 &&
+                               ((unsigned char)s[chunk] & 0xC0) == 0x80; back++)
+                chunk--;
+            if (chunk == 0) { put_cut_mark(w); return; }
+        } else {
+            chunk = n;
+        }
+        char *window = w->buf + w->len;
+        hale_buf b = {.data = window, .len = 0, .cap = room};
+        hale_buf_json_escape(&b, s, chunk);
+        HALE_ASSERT(b.data == window && b.len < room);
+        w->len += b.len;
+        s += chunk;
+        n -= chunk;
+    }
+}
+
+/* Length of the valid UTF-8 character at s (n bytes available), 0 if the
+ * bytes are not one. C1 controls (U+0080..U+009F) count as invalid here:
+ * some terminals act on them. */
+static size_t utf8_char(const unsigned char *s, size_t n) {
+    unsigned c = s[0], cp, min;
+    size_t len;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0xA0; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; cp = c & 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+/* Text-format escaping: control bytes and invalid UTF-8 become \n, \t, \r
+ * or \xNN; inside quotes also " and \ are escaped. */
+static void put_text_escaped(line *w, const char *str, size_t n, bool quoted) {
+    const unsigned char *s = (const unsigned char *)str;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n;) {
+        if (w->trunc || w->lim - w->len < 4) { put_cut_mark(w); return; }
+        unsigned char c = s[i];
+        char *o = w->buf + w->len;
+        size_t k = utf8_char(s + i, n - i);
+        if (c >= 0x20 && c != 0x7F && k > 0) {
+            if (quoted && (c == '"' || c == '\\')) {
+                o[0] = '\\'; o[1] = (char)c; w->len += 2; i++;
+            } else {
+                memcpy(o, s + i, k); w->len += k; i += k;
+            }
+            continue;
+        }
+        o[0] = '\\';
+        if (c == '\n') { o[1] = 'n'; w->len += 2; }
+        else if (c == '\t') { o[1] = 't'; w->len += 2; }
+        else if (c == '\r') { o[1] = 'r'; w->len += 2; }
+        else { o[1] = 'x'; o[2] = hex[c >> 4]; o[3] = hex[c & 15]; w->len += 4; }
+        i++;
+    }
+}
+
+static bool text_bare_ok(const char *s, size_t n) {
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7F || c == '"' || c == '=' || c == '\\') return false;
+    }
+    return true;
+}
+
+static void put_text_value(line *w, const char *s, size_t n) {
+    if (text_bare_ok(s, n)) { put_text_escaped(w, s, n, false); return; }
+    if (!put(w, "\"", 1)) return;
+    put_text_escaped(w, s, n, true);
+    put_force(w, "\"", 1);
+}
+
+/* "2026-11-26T09:12:57.123Z" (24 bytes). The date part is cached per
+ * thread for the current second: gmtime_r takes a glibc-wide lock. */
+static void format_ts(char out[24]) {
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[20];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+}
+
+/* Number text for a field; returns its length. */
+static size_t format_number(char *tmp, size_t cap, const hale_log_field *f, bool json) {
+    int n = 0;
+    switch (f->type) {
+    case HALE_LOG_F_INT: n = snprintf(tmp, cap, "%lld", (long long)f->v.i); break;
+    case HALE_LOG_F_UINT: n = snprintf(tmp, cap, "%llu", (unsigned long long)f->v.u); break;
+    case HALE_LOG_F_BOOL: n = snprintf(tmp, cap, "%s", f->v.b ? "true" : "false"); break;
+    case HALE_LOG_F_DBL:
+        if (isnan(f->v.d)) n = snprintf(tmp, cap, "%s", json ? "null" : "NaN");
+        else if (isinf(f->v.d)) n = snprintf(tmp, cap, "%s", json ? "null" : f->v.d > 0 ? "+Inf" : "-Inf");
+        else {
+            n = snprintf(tmp, cap, "%.15g", f->v.d);
+            /* a process that called setlocale() may print "1,5" */
+            for (int i = 0; i < n; i++) if (tmp[i] == ',') tmp[i] = '.';
+        }
+        break;
+    case HALE_LOG_F_STR: break;
+    }
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static bool key_reserved(const char *k) {
+    switch (k[0]) {
+    case 't': return strcmp(k, "ts") == 0 || strcmp(k, "target") == 0;
+    case 'l': return strcmp(k, "level") == 0 || strcmp(k, "log_truncated") == 0;
+    case 'm': return strcmp(k, "msg") == 0;
+    default: return false;
+    }
+}
+
+static void put_field(line *w, const hale_log_field *f, bool json) {
+    const char *key = f->key ? f->key : "";
+    size_t klen = strlen(key);
+    bool prefix = key_reserved(key);
+    /* Room for the whole key and any non-string value, so that neither can
+     * be cut in half; only string values are cut (with the marker). */
+    if (w->trunc || klen > (w->lim - w->len) / 6 || (w->lim - w->len) - klen * 6 < 64) {
+        w->trunc = true;
+        return;
+    }
+    if (json) {
+        put(w, prefix ? ",\"_" : ",\"", prefix ? 3 : 2);
+        put_json_escaped(w, key, klen);
+        put(w, "\":", 2);
+    } else {
+        put(w, prefix ? " _" : " ", prefix ? 2 : 1);
+        if (text_bare_ok(key, klen)) put_text_escaped(w, key, klen, false);
+        else put_text_value(w, key, klen);
+        put(w, "=", 1);
+    }
+    if (f->type == HALE_LOG_F_STR) {
+        if (!f->v.s) { put(w, json ? "null" : "(null)", json ? 4 : 6); return; }
+        size_t n = f->len == SIZE_MAX ? strlen(f->v.s) : f->len;
+        if (json) {
+            put(w, "\"", 1);
+            put_json_escaped(w, f->v.s, n);
+            put_force(w, "\"", 1);
+        } else {
+            put_text_value(w, f->v.s, n);
+        }
+        return;
+    }
+    char tmp[40];
+    size_t n = format_number(tmp, sizeof tmp, f, json);
+    put(w, tmp, n);
+}
+
+/* Write the whole line with one write(2); see log.h for what that buys. */
+static void emit(const char *p, size_t n) {
+    int fd = atomic_load_explicit(&g_fd, memory_order_relaxed);
+    while (n > 0) {
+        ssize_t r = write(fd, p, n);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            if (poll(&pfd, 1, 1000) > 0) continue;
+        }
+        atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+        return;
+    }
+}
+
+static void log_line(hale_log_level lvl, const char *target, const char *msg,
+                     const hale_log_field *fields, size_t nfields, bool cut) {
+    static _Thread_local char buf[HALE_LOG_LINE_MAX];
+    int saved_errno = errno; /* callers often log and then look at errno */
+    line w = {.buf = buf, .len = 0, .lim = HALE_LOG_LINE_MAX - RESERVE, .trunc = false};
+    bool json = g_cfg.json;
+    char ts[24];
+    format_ts(ts);
+    if (!target) target = "";
+    if (!msg) msg = "";
+    unsigned li = (unsigned)lvl <= HALE_LOG_TRACE ? (unsigned)lvl : HALE_LOG_ERROR;
+
+    if (json) {
+        put(&w, "{\"ts\":\"", 7);
+        put(&w, ts, sizeof ts);
+        put(&w, "\",\"level\":\"", 11);
+        put(&w, level_json[li], strlen(level_json[li]));
+        put(&w, "\",\"target\":\"", 12);
+        put_json_escaped(&w, target, strlen(target));
+        put_force(&w, "\"", 1);
+        if (!w.trunc) {
+            put(&w, ",\"msg\":\"", 8);
+            put_json_escaped(&w, msg, strlen(msg));
+            put_force(&w, "\"", 1);
+        }
+    } else {
+        put(&w, ts, sizeof ts);
+        put(&w, " ", 1);
+        put(&w, level_text[li], 5);
+        put(&w, " ", 1);
+        if (*target) {
+            put_text_escaped(&w, target, strlen(target), false);
+            if (!w.trunc) put(&w, ": ", 2);
+        }
+        put_text_escaped(&w, msg, strlen(msg), false);
+    }
+    for (size_t i = 0; i < nfields && !w.trunc; i++) put_field(&w, &fields[i], json);
+
+    if (w.trunc || cut) {
+        atomic_fetch_add_explicit(&g_truncated, 1, memory_order_relaxed);
+        if (json) put_force(&w, ",\"log_truncated\":true", 21);
+        else put_force(&w, " log_truncated=true", 19);
+    }
+    if (json) put_force(&w, "}\n", 2);
+    else put_force(&w, "\n", 1);
+    emit(w.buf, w.len);
+    errno = saved_errno;
+}
+
+void hale_log(hale_log_level lvl, const char *target, const char *msg,
+              const hale_log_field *fields, size_t nfields) {
+    if (!hale_log_enabled(lvl, target)) return;
+    log_line(lvl, target, msg, fields, nfields, false);
+}
+
+void hale_logf(hale_log_level lvl, const char *target, const char *fmt, ...) {
+    if (!hale_log_enabled(lvl, target)) return;
+    static _Thread_local char msg[4096];
+    int saved_errno = errno; /* so that %m and the caller both see it */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    errno = saved_errno;
+    bool cut = false;
+    if (n < 0) {
+        snprintf(msg, sizeof msg, "(bad log format string)");
+    } else if ((size_t)n >= sizeof msg) {
+        /* Cut at a character boundary and say so. */
+        size_t end = sizeof msg - 1 - TRUNC_MARK_LEN;
+        for (int back = 0; back < 3 && ((unsigned char)msg[end] & 0xC0) == 0x80; back++) end--;
+        memcpy(msg + end, TRUNC_MARK, TRUNC_MARK_LEN + 1);
+        cut = true;
+    }
+    log_line(lvl, target, msg, NULL, 0, cut);
+}
