@@ -1,0 +1,97 @@
+# hale: the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CMAKE ?= cmake
+GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+JOBS ?= $(shell nproc)
+SHARED ?= $(abspath ../shared)
+PYTEST := /usr/bin/python3 -m pytest
+export SHARED
+
+# build/<variant> for each CMake build type
+define cmake_build
+	@$(CMAKE) -S . -B build/$(1) $(GEN) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
+	@$(CMAKE) --build build/$(1) -j $(JOBS)
+endef
+
+.PHONY: help deps test-deps build release minsize native debug asan tsan run test \
+        test-unit test-e2e test-asan test-tsan toml-test lint format size fuzz fuzz-short \
+        bench k8s-check image test-image clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages needed to build (as root)
+	@scripts/install-deps.sh build
+
+test-deps: ## install the Debian packages needed by the tests (as root)
+	@scripts/install-deps.sh test
+
+build: debug ## alias of debug
+
+release: deps ## optimised, LTO, stripped, hardened binary: build/release/hale
+	$(call cmake_build,release,Release)
+
+minsize: deps ## size-optimised binary: build/minsize/hale
+	$(call cmake_build,minsize,MinSizeRel)
+
+native: deps ## -march=native binary: build/native/hale
+	$(call cmake_build,native,Native)
+
+debug: deps ## -O1 -g with test hooks: build/debug/hale
+	$(call cmake_build,debug,Debug,-DHALE_TEST_HOOKS=ON)
+
+asan: deps ## ASan+UBSan build with test hooks: build/asan/hale
+	$(call cmake_build,asan,Asan,-DHALE_TEST_HOOKS=ON)
+
+tsan: deps ## TSan build with test hooks: build/tsan/hale
+	$(call cmake_build,tsan,Tsan,-DHALE_TEST_HOOKS=ON)
+
+run: release ## build and start hale on 0.0.0.0:8080 with SQLite at ./data/hale.db
+	@mkdir -p data
+	exec build/release/hale
+
+test: test-deps ## install test deps, build, run every suite (ends with a summary line)
+	@scripts/run-tests.sh
+
+test-unit: debug ## C unit tests (ctest)
+	cd build/debug && ctest --output-on-failure
+
+test-e2e: debug ## end-to-end tests against the real binary
+	HALE_BIN=build/debug/hale $(PYTEST) -q tests/e2e
+
+test-asan: asan ## unit + e2e suites on the ASan+UBSan build
+	cd build/asan && ctest --output-on-failure
+	HALE_BIN=build/asan/hale $(PYTEST) -q tests/e2e
+
+test-tsan: tsan ## threaded unit tests and the e2e suite on TSan
+	cd build/tsan && ctest --output-on-failure
+	HALE_BIN=build/tsan/hale $(PYTEST) -q tests/e2e
+
+toml-test: debug ## run the TOML decoder against the toml-test suite
+	$(SHARED)/tools/toml-test-run "$(CURDIR)/build/debug/toml_decoder"
+
+lint: ## cppcheck, clang-tidy, shellcheck, hadolint (when present)
+	@scripts/lint.sh
+
+format: ## clang-format every C file in place
+	clang-format -i src/*/*.[ch] tests/unit/*.c tests/tools/*.c fuzz/*.c
+
+size: release minsize ## size breakdown: per object, largest functions, stripped sizes
+	@scripts/size.sh
+
+fuzz: ## run every libFuzzer target for FUZZ_SECONDS (default 300)
+	@scripts/fuzz.sh $${FUZZ_SECONDS:-300}
+
+fuzz-short: ## run every fuzzer for 30 s (part of make test)
+	@scripts/fuzz.sh 30
+
+bench: release ## benchmark hale against axum and nginx (prints the table)
+	@scripts/install-bench-deps.sh
+	@bench/run.sh
+
+k8s-check: ## render and strictly validate every Kubernetes overlay
+	@scripts/k8s-check.sh
+
+clean: ## remove build outputs
+	rm -rf build

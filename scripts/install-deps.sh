@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a group of make targets needs, only those
+# missing. Usage: scripts/install-deps.sh build|test|all
+#   build: what compiling hale needs (make run)
+#   test:  build + what `make test` runs (unit/e2e tests, linters, fuzzers,
+#          PostgreSQL, Redis, HAProxy, Prometheus)
+# As root it runs apt-get; otherwise it prints the exact apt-get line and
+# exits 1, so nothing is half-installed silently.
+set -euo pipefail
+
+build=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libsqlite3-dev
+       libpq-dev libhiredis-dev ccache mold curl)
+test=(libcmocka-dev python3 python3-pytest python3-requests python3-yaml clang
+      libclang-rt-14-dev clang-tidy clang-format cppcheck shellcheck prometheus haproxy
+      postgresql redis-server sqlite3 valgrind)
+
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  test|all) want=("${build[@]}" "${test[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "hale: missing Debian packages: ${missing[*]}" >&2
+  echo "run as root:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+echo "hale: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# policy-rc.d keeps package scripts from starting services (postgresql,
+# redis, haproxy, nginx): the tests start their own instances.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
