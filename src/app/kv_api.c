@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,16 @@ static void store_failed(hale_req *r, kv_status st) {
     }
 }
 
+/* The open store, or NULL after answering 503 (still starting). */
+static kv_store *store_of(kv_api *api, hale_req *r) {
+    kv_store *s = atomic_load_explicit(&api->store, memory_order_acquire);
+    if (!s) {
+        hale_resp_error(r, 503, "starting", "the store is not open yet; retry shortly");
+        hale_resp_header(r, "Retry-After", "1");
+    }
+    return s;
+}
+
 static void h_get(hale_req *r, void *arg) {
     kv_api *api = arg;
     hale_buf key;
@@ -135,7 +146,9 @@ static void h_get(hale_req *r, void *arg) {
     if (!take_key(r, &key)) goto out;
     kv_item it;
     memset(&it, 0, sizeof it);
-    kv_status st = api->store->ops->get(api->store, key.data, key.len, &it);
+    kv_store *store = store_of(api, r);
+    if (!store) goto out;
+    kv_status st = store->ops->get(store, key.data, key.len, &it);
     if (st == KV_NOT_FOUND) {
         hale_resp_error(r, 404, "not_found", "no value is stored under this key");
     } else if (st != KV_OK) {
@@ -177,7 +190,9 @@ static void h_put(hale_req *r, void *arg) {
     const char *val = hale_req_body(r, &vlen);
     int64_t version = 0;
     bool created = false;
-    kv_status st = api->store->ops->put(api->store, key.data, key.len, val, vlen, ctype, &c,
+    kv_store *store = store_of(api, r);
+    if (!store) goto out;
+    kv_status st = store->ops->put(store, key.data, key.len, val, vlen, ctype, &c,
                                         &version, &created);
     if (st == KV_OK) {
         set_etag(r, version);
@@ -201,7 +216,9 @@ static void h_del(hale_req *r, void *arg) {
     if (!take_key(r, &key)) goto out;
     kv_cond c;
     if (!write_cond(r, &c)) goto out;
-    kv_status st = api->store->ops->del(api->store, key.data, key.len, &c);
+    kv_store *store = store_of(api, r);
+    if (!store) goto out;
+    kv_status st = store->ops->del(store, key.data, key.len, &c);
     if (st == KV_OK) hale_resp_static(r, 204, NULL, "", 0);
     else if (st == KV_NOT_FOUND) hale_resp_error(r, 404, "not_found", "no value is stored under this key");
     else if (st == KV_PRECONDITION)
@@ -239,7 +256,9 @@ static void h_list(hale_req *r, void *arg) {
     char **keys = NULL;
     size_t n = 0;
     bool more = false;
-    kv_status st = api->store->ops->list(api->store, prefix.data ? prefix.data : "", prefix.len,
+    kv_store *store = store_of(api, r);
+    if (!store) goto out;
+    kv_status st = store->ops->list(store, prefix.data ? prefix.data : "", prefix.len,
                                          after.data ? after.data : "", after.len, (size_t)limit,
                                          &keys, &n, &more);
     if (st != KV_OK) {

@@ -15,7 +15,8 @@
 #define KV_LIST_MAX 1000
 
 typedef struct kv_api {
-    kv_store *store;
+    /* NULL until the store is open (requests then get 503); set once. */
+    _Atomic(kv_store *) store;
 } kv_api;
 
 /* Adds the /v1/kv routes to r, all flagged HALE_ROUTE_AUTH. Returns 0 or

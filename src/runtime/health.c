@@ -188,6 +188,12 @@ void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall
     h->watch[h->nwatch++] = s;
 }
 
+void hale_health_recheck(hale_health *h) {
+    pthread_mutex_lock(&h->wmu);
+    pthread_cond_broadcast(&h->wake);
+    pthread_mutex_unlock(&h->wmu);
+}
+
 void hale_health_set_started(hale_health *h) { atomic_store(&h->started, 1); recompute(h); }
 void hale_health_set_draining(hale_health *h) { atomic_store(&h->draining, 1); recompute(h); }
 void hale_health_set_stopped(hale_health *h) {

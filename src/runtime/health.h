@@ -60,6 +60,10 @@ void hale_health_stop_checks(hale_health *h);
 /* Watches a server's workers for liveness (may be called once per server). */
 void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall_ms);
 
+/* Runs every check again now instead of at its next interval (e.g. right
+ * after the dependencies were connected). */
+void hale_health_recheck(hale_health *h);
+
 void hale_health_set_started(hale_health *h);  /* init done: startup 200 */
 void hale_health_set_draining(hale_health *h); /* readiness 503 from now on */
 void hale_health_set_stopped(hale_health *h);

@@ -83,7 +83,8 @@ typedef struct hale_http_hooks {
     /* Called when framing rules or limits refuse a request, with a short
      * reason ("duplicate_content_length", "body_too_large", ...). May be NULL. */
     void (*on_reject)(const char *server, const char *reason, void *arg);
-    void *arg;
+    void *arg;       /* for on_complete and on_reject */
+    void *auth_arg;  /* for auth */
 } hale_http_hooks;
 
 /* Fills opts with hale's defaults. */

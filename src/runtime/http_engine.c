@@ -54,9 +54,9 @@ void hale_http_opts_default(hale_http_opts *o) {
     o->max_connections = 4096;
     o->max_connections_per_ip = 0;
     o->max_in_flight = 0;
-    o->max_header_bytes = 16 * 1024;
+    o->max_header_bytes = (size_t)16 * 1024;
     o->max_uri_bytes = 4096;
-    o->max_body_bytes = 1024 * 1024;
+    o->max_body_bytes = (size_t)1024 * 1024;
     o->idle_timeout_s = 30;
     o->body_timeout_ms = 30000;
 }
@@ -336,7 +336,7 @@ static enum MHD_Result first_call(hale_req *r, const char *method, const char *v
         hale_resp_error(r, 411, "length_required", "a Content-Length or chunked body is required");
         return answer_early(r);
     }
-    if ((rt->flags & HALE_ROUTE_AUTH) && s->hooks.auth && !s->hooks.auth(r, s->hooks.arg)) {
+    if ((rt->flags & HALE_ROUTE_AUTH) && s->hooks.auth && !s->hooks.auth(r, s->hooks.auth_arg)) {
         if (!r->status) hale_resp_error(r, 401, "unauthorized", "missing or invalid credentials");
         return answer_early(r);
     }

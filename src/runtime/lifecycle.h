@@ -21,7 +21,9 @@
 #define HALE_EXIT_OK 0
 #define HALE_EXIT_FATAL 1
 #define HALE_EXIT_FORCED 1
+#ifndef HALE_EXIT_CONFIG
 #define HALE_EXIT_CONFIG 78
+#endif
 
 typedef struct hale_lifecycle_hooks {
     void (*on_signal)(int signo, int count, void *arg); /* each signal, may be NULL */

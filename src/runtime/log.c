@@ -1,6 +1,6 @@
 /* log: level filter, JSON and text line writers, one write(2) per line.
  * See log.h for the promises. */
-#include "log.h"
+#include "log_int.h"
 
 #include "util.h"
 
@@ -20,25 +20,9 @@
 #define RESERVE 64
 #define TRUNC_MARK "\xE2\x80\xA6(truncated)"
 #define TRUNC_MARK_LEN (sizeof TRUNC_MARK - 1)
-#define LEVEL_OFF (-1)
 
-typedef struct log_override {
-    char name[HALE_LOG_TARGET_MAX];
-    size_t len;
-    int level;
-} log_override;
-
-typedef struct log_config {
-    int deflt;                 /* threshold for targets with no override */
-    bool json;
-    size_t n;
-    log_override ov[HALE_LOG_MAX_OVERRIDES];
-} log_config;
-
-/* Written by hale_log_init only (start-up), read everywhere. g_max, the
- * loosest threshold of all, is the hot-path early exit. */
-static log_config g_cfg = {.deflt = HALE_LOG_INFO, .json = false, .n = 0};
-static _Atomic int g_max = HALE_LOG_INFO;
+/* Output format: set by hale_log_init; the level filter is in log_filter.c. */
+static _Atomic bool g_json = false;
 static _Atomic int g_fd = 1;
 static _Atomic uint64_t g_truncated, g_dropped;
 
@@ -49,129 +33,17 @@ const char *hale_log_level_name(hale_log_level lvl) {
     return (unsigned)lvl <= HALE_LOG_TRACE ? level_json[lvl] : "?";
 }
 
-/* ---- configuration ---------------------------------------------------- */
-
-/* Level from a name of n bytes; -2 when unknown. */
-static int parse_level(const char *s, size_t n) {
-    static const struct { const char *name; int level; } names[] = {
-        {"error", HALE_LOG_ERROR}, {"warn", HALE_LOG_WARN},
-        {"warning", HALE_LOG_WARN}, {"info", HALE_LOG_INFO},
-        {"debug", HALE_LOG_DEBUG}, {"trace", HALE_LOG_TRACE},
-        {"off", LEVEL_OFF},
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i].name) == n && strncasecmp(s, names[i].name, n) == 0)
-            return names[i].level;
-    return -2;
-}
-
-static void trim(const char **s, size_t *n) {
-    while (*n && (**s == ' ' || **s == '\t')) { (*s)++; (*n)--; }
-    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
-}
-
-static bool target_char_ok(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.' || c == ':';
-}
-
-#define BAD_LEVEL_HINT "expected error, warn, info, debug, trace or off"
-
-/* Parse one comma-separated entry of the level spec into cfg. */
-static int parse_entry(log_config *cfg, bool *have_default, const char *s, size_t n,
-                       unsigned idx, char *err, size_t errlen) {
-    trim(&s, &n);
-    if (n == 0)
-        return hale_err(err, errlen, "log level: entry %u is empty", idx);
-    const char *eq = memchr(s, '=', n);
-    if (!eq) {
-        int lv = parse_level(s, n);
-        if (lv == -2)
-            return hale_err(err, errlen, "log level: unknown level \"%.*s\" (" BAD_LEVEL_HINT ")",
-                            (int)(n > 64 ? 64 : n), s);
-        if (*have_default)
-            return hale_err(err, errlen, "log level: default level given twice (\"%.*s\")",
-                            (int)(n > 64 ? 64 : n), s);
-        *have_default = true;
-        cfg->deflt = lv;
-        return 0;
-    }
-    const char *t = s, *l = eq + 1;
-    size_t tn = (size_t)(eq - s), ln = n - tn - 1;
-    trim(&t, &tn);
-    trim(&l, &ln);
-    if (tn == 0)
-        return hale_err(err, errlen, "log level: entry %u \"%.*s\" has no target before '='",
-                        idx, (int)(n > 64 ? 64 : n), s);
-    for (size_t i = 0; i < tn; i++)
-        if (!target_char_ok(t[i]))
-            return hale_err(err, errlen,
-                            "log level: bad target name \"%.*s\" (letters, digits, _ - . : only)",
-                            (int)(tn > 64 ? 64 : tn), t);
-    if (tn >= HALE_LOG_TARGET_MAX)
-        return hale_err(err, errlen, "log level: target name \"%.*s...\" longer than %d bytes",
-                        32, t, HALE_LOG_TARGET_MAX - 1);
-    int lv = parse_level(l, ln);
-    if (lv == -2)
-        return hale_err(err, errlen,
-                        "log level: unknown level \"%.*s\" for target \"%.*s\" (" BAD_LEVEL_HINT ")",
-                        (int)(ln > 64 ? 64 : ln), l, (int)tn, t);
-    for (size_t i = 0; i < cfg->n; i++)
-        if (cfg->ov[i].len == tn && memcmp(cfg->ov[i].name, t, tn) == 0)
-            return hale_err(err, errlen, "log level: target \"%.*s\" given twice", (int)tn, t);
-    if (cfg->n == HALE_LOG_MAX_OVERRIDES)
-        return hale_err(err, errlen, "log level: more than %d target overrides",
-                        HALE_LOG_MAX_OVERRIDES);
-    log_override *o = &cfg->ov[cfg->n++];
-    memcpy(o->name, t, tn);
-    o->name[tn] = '\0';
-    o->len = tn;
-    o->level = lv;
-    return 0;
-}
-
 int hale_log_init(const char *level_spec, const char *format, char *err, size_t errlen) {
-    log_config cfg = {.deflt = HALE_LOG_INFO, .json = false, .n = 0};
-    bool have_default = false;
-    if (level_spec && *level_spec) {
-        const char *p = level_spec;
-        for (unsigned idx = 1;; idx++) {
-            const char *comma = strchr(p, ',');
-            size_t n = comma ? (size_t)(comma - p) : strlen(p);
-            if (parse_entry(&cfg, &have_default, p, n, idx, err, errlen) < 0) return -1;
-            if (!comma) break;
-            p = comma + 1;
-        }
-    }
+    bool json = false;
     if (format && *format) {
-        if (strcasecmp(format, "json") == 0) cfg.json = true;
+        if (strcasecmp(format, "json") == 0) json = true;
         else if (strcasecmp(format, "text") != 0)
             return hale_err(err, errlen, "log format: unknown format \"%.32s\" (expected json or text)",
                             format);
     }
-    int max = cfg.deflt;
-    for (size_t i = 0; i < cfg.n; i++)
-        if (cfg.ov[i].level > max) max = cfg.ov[i].level;
-    g_cfg = cfg;
-    atomic_store_explicit(&g_max, max, memory_order_relaxed);
+    if (hale_log_filter_set(level_spec, err, errlen) < 0) return -1;
+    atomic_store_explicit(&g_json, json, memory_order_relaxed);
     return 0;
-}
-
-bool hale_log_enabled(hale_log_level lvl, const char *target) {
-    if ((int)lvl > atomic_load_explicit(&g_max, memory_order_relaxed)) return false;
-    if (g_cfg.n == 0 || !target) return (int)lvl <= g_cfg.deflt;
-    /* Longest override that equals target or is a dotted prefix of it. */
-    int level = g_cfg.deflt;
-    size_t best = 0;
-    for (size_t i = 0; i < g_cfg.n; i++) {
-        const log_override *o = &g_cfg.ov[i];
-        if (o->len >= best && strncmp(target, o->name, o->len) == 0 &&
-            (target[o->len] == '\0' || target[o->len] == '.')) {
-            level = o->level;
-            best = o->len;
-        }
-    }
-    return (int)lvl <= level;
 }
 
 void hale_log_set_fd(int fd) { atomic_store_explicit(&g_fd, fd, memory_order_relaxed); }
@@ -222,6 +94,17 @@ static void put_cut_mark(line *w) {
  * buffer never has to grow. Chunks end on a UTF-8 lead byte so that a
  * valid multi-byte character is never split into "invalid" halves. */
 static void put_json_escaped(line *w, const char *s, size_t n) {
+    /* Fast path: most values are plain printable ASCII and need no work.
+     * The bytes the escaper copies as they are: 0x20..0x7F but " and \. */
+    static const bool plain_byte[256] = {
+        [0x20 ... 0x21] = true, [0x23 ... 0x5B] = true, [0x5D ... 0x7F] = true,
+    };
+    size_t plain = 0;
+    while (plain < n && plain_byte[(unsigned char)s[plain]]) plain++;
+    if (plain == n && !w->trunc && n <= w->lim - w->len) {
+        put(w, s, n);
+        return;
+    }
     while (n > 0) {
         size_t room = w->trunc ? 0 : w->lim - w->len;
         if (room < 9 + 6) { put_cut_mark(w); return; }
@@ -329,12 +212,30 @@ static void format_ts(char out[24]) {
     out[23] = 'Z';
 }
 
-/* Number text for a field; returns its length. */
+/* Decimal digits of v, right-aligned ending at end; returns the start. */
+static char *format_u64(char *end, uint64_t v) {
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+/* Number text for a field; returns its length. Integers avoid snprintf:
+ * they are most of an access-log line's numbers. */
 static size_t format_number(char *tmp, size_t cap, const hale_log_field *f, bool json) {
     int n = 0;
+    char digits[24], *end = digits + sizeof digits, *p;
     switch (f->type) {
-    case HALE_LOG_F_INT: n = snprintf(tmp, cap, "%lld", (long long)f->v.i); break;
-    case HALE_LOG_F_UINT: n = snprintf(tmp, cap, "%llu", (unsigned long long)f->v.u); break;
+    case HALE_LOG_F_INT:
+        p = format_u64(end, f->v.i < 0 ? -(uint64_t)f->v.i : (uint64_t)f->v.i);
+        if (f->v.i < 0) *--p = '-';
+        memcpy(tmp, p, (size_t)(end - p));
+        return (size_t)(end - p);
+    case HALE_LOG_F_UINT:
+        p = format_u64(end, f->v.u);
+        memcpy(tmp, p, (size_t)(end - p));
+        return (size_t)(end - p);
     case HALE_LOG_F_BOOL: n = snprintf(tmp, cap, "%s", f->v.b ? "true" : "false"); break;
     case HALE_LOG_F_DBL:
         if (isnan(f->v.d)) n = snprintf(tmp, cap, "%s", json ? "null" : "NaN");
@@ -359,6 +260,37 @@ static bool key_reserved(const char *k) {
     }
 }
 
+/* Y7 backstop: a field whose key names a secret never shows its value,
+ * whatever the caller passed. Matches anywhere in the key, any case
+ * ("db_password", "x_api_key", "Authorization"). One pass; a full compare
+ * only where the first two letters fit, so ordinary keys cost a few
+ * instructions per byte. */
+static bool word_at(const char *p, const char *w) { return strncasecmp(p, w, strlen(w)) == 0; }
+
+static bool key_sensitive(const char *k) {
+    for (const char *p = k; p[0] && p[1]; p++) {
+        char c1 = (char)(p[1] | 0x20);
+        switch (p[0] | 0x20) {
+        case 'p':
+            if (c1 == 'a' && (word_at(p, "password") || word_at(p, "passwd"))) return true;
+            if (c1 == 'r' && word_at(p, "private_key")) return true;
+            break;
+        case 's': if (c1 == 'e' && word_at(p, "secret")) return true; break;
+        case 't': if (c1 == 'o' && word_at(p, "token")) return true; break;
+        case 'a':
+            if (c1 == 'u' && word_at(p, "authorization")) return true;
+            if (c1 == 'p' && (word_at(p, "api_key") || word_at(p, "apikey"))) return true;
+            break;
+        case 'c':
+            if (c1 == 'o' && word_at(p, "cookie")) return true;
+            if (c1 == 'r' && word_at(p, "credential")) return true;
+            break;
+        default: break;
+        }
+    }
+    return false;
+}
+
 static void put_field(line *w, const hale_log_field *f, bool json) {
     const char *key = f->key ? f->key : "";
     size_t klen = strlen(key);
@@ -378,6 +310,10 @@ static void put_field(line *w, const hale_log_field *f, bool json) {
         if (text_bare_ok(key, klen)) put_text_escaped(w, key, klen, false);
         else put_text_value(w, key, klen);
         put(w, "=", 1);
+    }
+    if (key_sensitive(key)) {
+        put(w, json ? "\"[redacted]\"" : "[redacted]", json ? 12 : 10);
+        return;
     }
     if (f->type == HALE_LOG_F_STR) {
         if (!f->v.s) { put(w, json ? "null" : "(null)", json ? 4 : 6); return; }
@@ -421,7 +357,7 @@ static void log_line(hale_log_level lvl, const char *target, const char *msg,
     static _Thread_local char buf[HALE_LOG_LINE_MAX];
     int saved_errno = errno; /* callers often log and then look at errno */
     line w = {.buf = buf, .len = 0, .lim = HALE_LOG_LINE_MAX - RESERVE, .trunc = false};
-    bool json = g_cfg.json;
+    bool json = atomic_load_explicit(&g_json, memory_order_relaxed);
     char ts[24];
     format_ts(ts);
     if (!target) target = "";

@@ -17,6 +17,11 @@
  *    buffer of HALE_LOG_LINE_MAX bytes. A line that would be longer is cut:
  *    the value being written ends with "…(truncated)", the rest of the
  *    fields are dropped, and the line gets a `log_truncated` true field.
+ *  - Secrets (Y7): a field whose key contains password, passwd, secret,
+ *    token, authorization, cookie, api_key, apikey, credential or
+ *    private_key (any case) is written as "[redacted]" whatever its value.
+ *    This is a backstop; messages are not scanned, so never format a secret
+ *    into a message.
  *  - hale_log_enabled() is a couple of loads and compares, so a disabled
  *    event costs almost nothing; the HALE_LOG macro does not even evaluate
  *    its field arguments then.

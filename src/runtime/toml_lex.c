@@ -196,7 +196,7 @@ int tp_string(tparser *ps, bool allow_multi, char **out, size_t *len) {
     }
     hale_buf b;
     hale_buf_init(&b);
-    hale_buf_reserve(&b, 0);
+    hale_buf_append(&b, "", 0); /* allocated and NUL-terminated even when empty */
     if (string_body(ps, q, multi, start, &b) < 0) {
         hale_buf_free(&b);
         return -1;

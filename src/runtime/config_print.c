@@ -1,0 +1,166 @@
+/* config_print: `hale config` output, diagnostics and the README settings
+ * table. See config.h. Every value goes through shown_value(), the one
+ * place that decides whether it is redacted. */
+#include "config_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* TOML-style quoted string: "a\"b". */
+static void quote(hale_buf *b, const char *s) {
+    hale_buf_puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') hale_buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F) hale_buf_printf(b, "\\u%04x", c);
+        else hale_buf_append(b, s, 1);
+    }
+    hale_buf_puts(b, "\"");
+}
+
+/* The effective value as printed: <redacted> for secrets that are set. */
+static void shown_value(hale_buf *b, const cfg_item *it) {
+    const hale_setting *d = it->def;
+    bool is_str = d->type == HALE_SETTING_STRING || d->type == HALE_SETTING_ENUM;
+    if (cfg_is_redacted(it) && !(is_str && it->val.s[0] == '\0')) {
+        hale_buf_puts(b, "<redacted>");
+        return;
+    }
+    char tmp[32];
+    switch (d->type) {
+    case HALE_SETTING_STRING:
+    case HALE_SETTING_ENUM:
+        quote(b, it->val.s);
+        return;
+    case HALE_SETTING_INT:
+        hale_buf_printf(b, "%lld", (long long)it->val.i);
+        return;
+    case HALE_SETTING_DURATION:
+        cfg_fmt_ms(tmp, sizeof tmp, it->val.i);
+        hale_buf_puts(b, tmp);
+        return;
+    case HALE_SETTING_BOOL:
+        hale_buf_puts(b, it->val.b ? "true" : "false");
+        return;
+    }
+}
+
+/* Display width: characters, not bytes. */
+static size_t width(const char *s) {
+    size_t w = 0;
+    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
+static void pad(FILE *out, const char *s, size_t w) {
+    fputs(s, out);
+    for (size_t n = width(s); n < w; n++) fputc(' ', out);
+}
+
+void hale_cfg_print(const hale_cfg *cfg, FILE *out) {
+    enum { MAX_VALUE_COL = 40 };
+    char **vals = xcalloc(cfg->n ? cfg->n : 1, sizeof(char *));
+    size_t wn = strlen("SETTING"), wv = strlen("VALUE");
+    for (size_t i = 0; i < cfg->n; i++) {
+        hale_buf b;
+        hale_buf_init(&b);
+        shown_value(&b, &cfg->items[i]);
+        vals[i] = b.data;
+        size_t n = width(cfg->items[i].def->name), v = width(vals[i]);
+        if (n > wn) wn = n;
+        if (v > wv && v <= MAX_VALUE_COL) wv = v;
+    }
+    fprintf(out, "# RUN_ENV=%s, config dir: %s\n", hale_cfg_run_env(cfg), hale_cfg_config_dir(cfg));
+    pad(out, "SETTING", wn + 2);
+    pad(out, "VALUE", wv + 2);
+    fputs("SOURCE\n", out);
+    for (size_t i = 0; i < cfg->n; i++) {
+        pad(out, cfg->items[i].def->name, wn + 2);
+        pad(out, vals[i], wv + 2);
+        fprintf(out, "%s\n", cfg->items[i].source);
+        free(vals[i]);
+    }
+    free(vals);
+}
+
+void hale_cfg_print_diags(const hale_cfg *cfg, FILE *out) {
+    for (size_t i = 0; i < cfg->ndiag; i++)
+        fprintf(out, "%s: %s\n", cfg->diags[i].d.level == HALE_DIAG_ERROR ? "error" : "warning",
+                cfg->diags[i].d.msg);
+}
+
+/* Markdown table cell text: '|' escaped, newlines flattened. */
+static void cell(hale_buf *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') hale_buf_puts(b, "\\|");
+        else if (*s == '\n') hale_buf_puts(b, " ");
+        else hale_buf_append(b, s, 1);
+    }
+}
+
+static void type_text(hale_buf *b, const hale_setting *d) {
+    char lo[32], hi[32];
+    switch (d->type) {
+    case HALE_SETTING_STRING:
+        hale_buf_puts(b, "string");
+        break;
+    case HALE_SETTING_INT:
+        hale_buf_puts(b, "integer");
+        if (d->min || d->max)
+            hale_buf_printf(b, " %lld..%lld", (long long)d->min, (long long)d->max);
+        break;
+    case HALE_SETTING_DURATION:
+        hale_buf_puts(b, "duration");
+        if (d->min || d->max) {
+            cfg_fmt_ms(lo, sizeof lo, d->min);
+            cfg_fmt_ms(hi, sizeof hi, d->max);
+            hale_buf_printf(b, " %s..%s", lo, hi);
+        }
+        break;
+    case HALE_SETTING_BOOL:
+        hale_buf_puts(b, "boolean");
+        break;
+    case HALE_SETTING_ENUM:
+        hale_buf_puts(b, "one of ");
+        for (const char *c = d->choices; *c;) {
+            size_t n = strcspn(c, "|");
+            hale_buf_printf(b, "%s`%.*s`", c == d->choices ? "" : ", ", (int)n, c);
+            c += n + (c[n] == '|');
+        }
+        break;
+    }
+    if (d->flags & HALE_SETTING_SECRET) hale_buf_puts(b, ", secret");
+    if (d->flags & HALE_SETTING_RELOADABLE) hale_buf_puts(b, ", reloadable");
+}
+
+void hale_cfg_markdown_table(const hale_cfg *cfg, FILE *out) {
+    fputs("| Setting | Type | Default | Env | Description |\n"
+          "|---|---|---|---|---|\n", out);
+    for (size_t i = 0; i < cfg->n; i++) {
+        const hale_setting *d = cfg->items[i].def;
+        hale_buf b;
+        hale_buf_init(&b);
+        hale_buf_printf(&b, "| `%s` | ", d->name);
+        type_text(&b, d);
+        hale_buf_puts(&b, " | ");
+        const char *def = d->def ? d->def : "";
+        char tmp[32];
+        if (d->type == HALE_SETTING_DURATION) {
+            cfg_val v;
+            if (cfg_parse_text(d, def, &v) == 0) {
+                cfg_fmt_ms(tmp, sizeof tmp, v.i);
+                def = tmp;
+            }
+        }
+        hale_buf_puts(&b, "`");
+        if (*def) cell(&b, def);
+        else hale_buf_puts(&b, "\"\"");
+        hale_buf_puts(&b, "` | ");
+        if (d->env_alias) hale_buf_printf(&b, "`%s`", d->env_alias);
+        hale_buf_puts(&b, " | ");
+        cell(&b, d->help ? d->help : "");
+        hale_buf_puts(&b, " |\n");
+        fputs(b.data, out);
+        hale_buf_free(&b);
+    }
+}

@@ -1,0 +1,99 @@
+/* observe: see observe.h. */
+#include "observe.h"
+#include "log.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hale_observe {
+    hale_metrics *reg;
+    bool access_log;
+    hale_metric *requests, *duration, *rejected;
+    const hale_http_server *srv;
+};
+
+static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+
+static const char *method_label(const char *m) {
+    for (size_t i = 0; i < sizeof METHODS / sizeof *METHODS; i++)
+        if (strcmp(m, METHODS[i]) == 0) return METHODS[i];
+    return "other";
+}
+
+static double in_flight(void *arg) {
+    hale_observe *o = arg;
+    return o->srv ? (double)hale_http_in_flight(o->srv) : 0.0;
+}
+
+hale_observe *hale_observe_new(hale_metrics *reg, bool access_log) {
+    hale_observe *o = xcalloc(1, sizeof *o);
+    o->reg = reg;
+    o->access_log = access_log;
+    static const char *const l3[] = {"method", "route", "status"};
+    static const char *const l2[] = {"method", "route"};
+    static const char *const lr[] = {"reason"};
+    o->requests = hale_metrics_counter(reg, "http_requests_total",
+                                       "HTTP requests answered, by method, route template and status.",
+                                       3, l3);
+    o->duration = hale_metrics_histogram(reg, "http_request_duration_seconds",
+                                         "Time from the request line to the end of the response.",
+                                         2, l2, 0, NULL);
+    o->rejected = hale_metrics_counter(reg, "hale_http_rejected_total",
+                                       "Requests refused by framing rules or limits, by reason.", 1, lr);
+    hale_metrics_gauge_fn(reg, "http_requests_in_flight", "Requests in progress on the main listener.",
+                          in_flight, o);
+    return o;
+}
+
+void hale_observe_free(hale_observe *o) { free(o); }
+
+void hale_observe_track_server(hale_observe *o, const hale_http_server *s) { o->srv = s; }
+
+void hale_observe_on_complete(const hale_http_event *ev, void *arg) {
+    hale_observe *o = arg;
+    const char *m = method_label(ev->method);
+    char status[8];
+    snprintf(status, sizeof status, "%d", ev->status);
+    if (strcmp(ev->server, "main") == 0) {
+        const char *lv[] = {m, ev->route, status};
+        hale_counter_inc(hale_counter_with(o->requests, lv));
+        const char *hv[] = {m, ev->route};
+        hale_histogram_observe(hale_histogram_with(o->duration, hv), (double)ev->duration_ns / 1e9);
+    }
+    if (o->access_log && hale_log_enabled(HALE_LOG_INFO, "access")) {
+        HALE_LOG(HALE_LOG_INFO, "access", "request",
+                 HALE_F_STR("method", ev->method), HALE_F_STR("route", ev->route),
+                 HALE_F_STR("path", ev->path), HALE_F_INT("status", ev->status),
+                 HALE_F_UINT("bytes_in", ev->bytes_in), HALE_F_UINT("bytes_out", ev->bytes_out),
+                 HALE_F_DBL("duration_ms", (double)ev->duration_ns / 1e6),
+                 HALE_F_STR("remote", ev->remote), HALE_F_STR("request_id", ev->request_id),
+                 HALE_F_STR("trace_id", ev->trace_id[0] ? ev->trace_id : NULL),
+                 HALE_F_STR("listener", ev->server),
+                 HALE_F_STR("reject", ev->reject_reason));
+    }
+}
+
+void hale_observe_on_reject(const char *server, const char *reason, void *arg) {
+    hale_observe *o = arg;
+    const char *lv[] = {reason};
+    hale_counter_inc(hale_counter_with(o->rejected, lv));
+    if (hale_log_enabled(HALE_LOG_DEBUG, "http"))
+        HALE_LOG(HALE_LOG_DEBUG, "http", "request refused", HALE_F_STR("listener", server),
+                 HALE_F_STR("reason", reason));
+}
+
+static void h_metrics(hale_req *r, void *arg) {
+    hale_observe *o = arg;
+    hale_buf b;
+    hale_buf_init(&b);
+    hale_metrics_render(o->reg, &b);
+    hale_resp_take(r, 200, HALE_METRICS_CONTENT_TYPE, b.data, b.len);
+}
+
+int hale_observe_register_metrics(hale_observe *o, hale_router *r, char *err, size_t errlen) {
+    hale_route rt = {.method = "GET", .tmpl = "/metrics", .fn = h_metrics, .arg = o,
+                     .flags = HALE_ROUTE_NO_SHED};
+    return hale_router_add(r, &rt, err, errlen);
+}

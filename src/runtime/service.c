@@ -1,0 +1,282 @@
+/* service: see service.h. This file is the orchestration only; every step
+ * is a call into the module that owns it. */
+#include "service.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "observe.h"
+#include "probe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef HALE_VERSION
+#define HALE_VERSION "0.0.0"
+#endif
+#ifndef HALE_REVISION
+#define HALE_REVISION "unknown"
+#endif
+#ifndef HALE_COMPILER
+#define HALE_COMPILER "unknown"
+#endif
+
+struct hale_service {
+    const hale_service_def *def;
+    hale_cfg *cfg;
+    hale_metrics *metrics;
+    hale_observe *obs;
+    hale_health *health;
+    hale_router *router, *admin_router;
+    hale_http_server *main_srv, *admin_srv;
+    hale_http_hooks hooks;
+    hale_metric *state_metric;
+};
+
+const hale_cfg *hale_service_cfg(const hale_service *s) { return s->cfg; }
+hale_router *hale_service_router(hale_service *s) { return s->router; }
+hale_router *hale_service_admin_router(hale_service *s) { return s->admin_router; }
+hale_health *hale_service_health(hale_service *s) { return s->health; }
+hale_metrics *hale_service_metrics(hale_service *s) { return s->metrics; }
+
+void hale_service_set_auth(hale_service *s, bool (*auth)(hale_req *, void *), void *arg) {
+    s->hooks.auth = auth;
+    s->hooks.auth_arg = arg;
+}
+
+static void on_signal(int signo, int count, void *arg) {
+    (void)arg;
+    if (count >= 2) {
+        HALE_LOG(HALE_LOG_WARN, "lifecycle", "second signal: exiting at once without draining",
+                 HALE_F_INT("signal", signo), HALE_F_INT("exit_code", HALE_EXIT_FORCED));
+        hale_log_flush();
+    } else {
+        HALE_LOG(HALE_LOG_INFO, "lifecycle", "shutdown requested", HALE_F_INT("signal", signo));
+    }
+}
+
+static void on_transition(hale_avail from, hale_avail to, const char *why, void *arg) {
+    hale_service *s = arg;
+    HALE_LOG(to == HALE_AVAIL_NOT_READY ? HALE_LOG_WARN : HALE_LOG_INFO, "health", "availability changed",
+             HALE_F_STR("from", hale_avail_name(from)), HALE_F_STR("to", hale_avail_name(to)),
+             HALE_F_STR("reason", why));
+    if (s->state_metric) {
+        for (int a = HALE_AVAIL_STARTING; a <= HALE_AVAIL_STOPPED; a++) {
+            const char *lv[] = {hale_avail_name((hale_avail)a)};
+            hale_gauge_set_int(hale_gauge_with(s->state_metric, lv), a == (int)to);
+        }
+    }
+}
+
+static double ready_fn(void *arg) { return hale_health_ready(arg) ? 1.0 : 0.0; }
+
+static void usage(const hale_service_def *def, FILE *out) {
+    fprintf(out,
+            "usage: %s [--config-dir DIR] [COMMAND]\n"
+            "  (no command)      serve\n"
+            "  config            print every setting, its value and where it came from\n"
+            "  config --check    validate the configuration; exit 0, or 78 listing every problem\n"
+            "  --health-check    ask the running instance's readiness over loopback; exit 0/1\n"
+            "  --version         print the version\n%s",
+            def->name, def->command_help ? def->command_help : "");
+}
+
+static hale_cfg *load_cfg(const hale_service_def *def, const char *config_dir, char **envp) {
+    hale_cfg *cfg = hale_cfg_new();
+    hale_cfg_declare(cfg, hale_runtime_settings, hale_runtime_nsettings);
+    if (def->nsettings) hale_cfg_declare(cfg, def->settings, def->nsettings);
+    hale_cfg_opts o = {.config_dir = config_dir, .envp = envp};
+    hale_cfg_load(cfg, &o);
+    if (hale_cfg_ms(cfg, "shutdown.drain_delay") + hale_cfg_ms(cfg, "shutdown.timeout") > 3600000)
+        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "shutdown.drain_delay + shutdown.timeout exceed one hour");
+    char err[256];
+    if (hale_log_init(hale_cfg_str(cfg, "log.level"), hale_cfg_str(cfg, "log.format"), err,
+                      sizeof err) != 0)
+        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "log.level (%s): %s", hale_cfg_source(cfg, "log.level"), err);
+    if (def->validate) def->validate(cfg, def->app);
+    return cfg;
+}
+
+static int health_check(const hale_cfg *cfg) {
+    char err[256];
+    const char *host = hale_cfg_str(cfg, "server.host");
+    unsigned port = (unsigned)hale_cfg_int(cfg, "server.port");
+    int st = hale_probe_get(host, port, "/health/readiness", 2000, err, sizeof err);
+    if (st < 0) {
+        printf("unhealthy: %s:%u/health/readiness: %s\n", host, port, err);
+        return 1;
+    }
+    printf("%s: %s:%u/health/readiness answered %d\n", st == 200 ? "healthy" : "unhealthy", host,
+           port, st);
+    return st == 200 ? 0 : 1;
+}
+
+static void sleep_ms(uint64_t ms) {
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
+/* Listeners up, dependencies connected, serving until a signal; then the
+ * drain timeline of service.h. */
+static int serve(hale_service *s) {
+    char err[512];
+    const hale_cfg *cfg = s->cfg;
+    s->metrics = hale_metrics_new();
+    hale_metrics_register_process(s->metrics);
+    hale_metrics_register_build_info(s->metrics, HALE_VERSION, HALE_REVISION, HALE_COMPILER);
+    hale_metrics_register_log(s->metrics);
+    static const char *const state_label[] = {"state"};
+    s->state_metric = hale_metrics_gauge(s->metrics, "hale_availability_state",
+                                         "1 for the current availability state.", 1, state_label);
+    s->obs = hale_observe_new(s->metrics, hale_cfg_bool(cfg, "log.access"));
+    s->health = hale_health_new(on_transition, s);
+    hale_metrics_gauge_fn(s->metrics, "hale_ready", "1 when readiness answers 200.", ready_fn, s->health);
+    s->router = hale_router_new();
+    s->admin_router = hale_router_new();
+    s->hooks.on_complete = hale_observe_on_complete;
+    s->hooks.on_reject = hale_observe_on_reject;
+    s->hooks.arg = s->obs;
+    on_transition(HALE_AVAIL_STARTING, HALE_AVAIL_STARTING, "starting", s);
+
+    int rc = HALE_EXIT_FATAL;
+    if (hale_health_register(s->health, s->router, err, sizeof err) ||
+        hale_health_register(s->health, s->admin_router, err, sizeof err) ||
+        hale_observe_register_metrics(s->obs, s->admin_router, err, sizeof err)) {
+        HALE_LOG(HALE_LOG_ERROR, "service", "cannot register routes", HALE_F_STR("error", err));
+        goto out;
+    }
+    if (s->def->setup && s->def->setup(s, s->def->app) != 0) goto out;
+
+    hale_http_opts o;
+    hale_service_http_opts(cfg, &o);
+    s->main_srv = hale_http_start(&o, s->router, &s->hooks, err, sizeof err);
+    if (!s->main_srv) {
+        HALE_LOG(HALE_LOG_ERROR, "service", "cannot start the main listener", HALE_F_STR("error", err));
+        goto out;
+    }
+    hale_observe_track_server(s->obs, s->main_srv);
+    if (hale_cfg_bool(cfg, "metrics.enabled")) {
+        hale_http_opts ao;
+        hale_http_opts_default(&ao);
+        ao.name = "admin";
+        ao.host = hale_cfg_str(cfg, "metrics.host");
+        ao.port = (unsigned)hale_cfg_int(cfg, "metrics.port");
+        ao.workers = 1;               /* probes and scrapes only */
+        ao.max_connections = 128;     /* its own cap: main-listener floods do not reach it */
+        ao.idle_timeout_s = 10;
+        ao.max_body_bytes = 1024;
+        s->admin_srv = hale_http_start(&ao, s->admin_router, &s->hooks, err, sizeof err);
+        if (!s->admin_srv) {
+            HALE_LOG(HALE_LOG_ERROR, "service", "cannot start the admin listener", HALE_F_STR("error", err));
+            goto out;
+        }
+    }
+    hale_health_watch(s->health, s->main_srv, (unsigned)hale_cfg_ms(cfg, "health.liveness_stall"));
+    HALE_LOG(HALE_LOG_INFO, "service", "listening", HALE_F_STR("host", o.host),
+             HALE_F_UINT("port", hale_http_port(s->main_srv)),
+             HALE_F_UINT("workers", hale_http_workers(s->main_srv)),
+             HALE_F_UINT("admin_port", s->admin_srv ? hale_http_port(s->admin_srv) : 0),
+             HALE_F_STR("version", HALE_VERSION), HALE_F_STR("run_env", hale_cfg_run_env(cfg)));
+
+    hale_health_start(s->health);
+    if (s->def->start && s->def->start(s, s->def->app) != 0) {
+        if (!hale_shutdown_requested()) goto out;
+    }
+    if (!hale_shutdown_requested()) {
+        hale_health_set_started(s->health);
+        hale_health_recheck(s->health);
+    }
+
+    while (!hale_wait_shutdown(60000)) {}
+
+    /* drain: readiness 503 now, keep serving with Connection: close */
+    uint64_t drain = (uint64_t)hale_cfg_ms(cfg, "shutdown.drain_delay");
+    uint64_t tmo = (uint64_t)hale_cfg_ms(cfg, "shutdown.timeout");
+    hale_health_set_draining(s->health);
+    hale_http_set_draining(s->main_srv);
+    HALE_LOG(HALE_LOG_INFO, "lifecycle", "draining", HALE_F_UINT("drain_delay_ms", drain),
+             HALE_F_UINT("timeout_ms", tmo));
+    sleep_ms(drain);
+    hale_http_quiesce(s->main_srv);
+    uint64_t deadline = hale_now_ns() + tmo * 1000000u;
+    while (hale_http_in_flight(s->main_srv) && hale_now_ns() < deadline) sleep_ms(5);
+    unsigned left = hale_http_in_flight(s->main_srv);
+    HALE_LOG(left ? HALE_LOG_WARN : HALE_LOG_INFO, "lifecycle", "stopped accepting; in-flight done",
+             HALE_F_UINT("unfinished", left));
+    rc = HALE_EXIT_OK;
+out:
+    if (s->main_srv) hale_http_stop(s->main_srv);
+    if (s->admin_srv) hale_http_stop(s->admin_srv);
+    s->main_srv = s->admin_srv = NULL;
+    hale_health_stop_checks(s->health);
+    if (s->def->stop) s->def->stop(s, s->def->app);
+    hale_health_set_stopped(s->health);
+    if (rc == HALE_EXIT_OK) HALE_LOG(HALE_LOG_INFO, "lifecycle", "stopped cleanly", HALE_F_INT("exit_code", rc));
+    hale_log_flush();
+    hale_health_free(s->health);
+    hale_router_free(s->router);
+    hale_router_free(s->admin_router);
+    hale_observe_free(s->obs);
+    hale_metrics_free(s->metrics);
+    return rc;
+}
+
+int hale_service_main(const hale_service_def *def, int argc, char **argv, char **envp) {
+    hale_lifecycle_hooks lh = {.on_signal = on_signal};
+    if (hale_lifecycle_init(&lh) != 0) {
+        fprintf(stderr, "%s: cannot set up signal handling\n", def->name);
+        return HALE_EXIT_FATAL;
+    }
+    const char *config_dir = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (!strcmp(argv[i], "--config-dir")) {
+            if (i + 1 >= argc) { fprintf(stderr, "%s: --config-dir needs a directory\n", def->name); return HALE_EXIT_CONFIG; }
+            config_dir = argv[++i];
+        } else if (!strncmp(argv[i], "--config-dir=", 13)) {
+            config_dir = argv[i] + 13;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(def, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("%s %s (%s, %s)\n", def->name, HALE_VERSION, HALE_REVISION, HALE_COMPILER);
+            return 0;
+        } else {
+            break;
+        }
+    }
+    const char *cmd = i < argc ? argv[i] : NULL;
+    hale_service s;
+    memset(&s, 0, sizeof s);
+    s.def = def;
+    s.cfg = load_cfg(def, config_dir, envp);
+    int rc;
+    if (cmd && !strcmp(cmd, "config")) {
+        bool check = i + 1 < argc && !strcmp(argv[i + 1], "--check");
+        if (!check) hale_cfg_print(s.cfg, stdout);
+        hale_cfg_print_diags(s.cfg, stderr);
+        rc = hale_cfg_error_count(s.cfg) ? HALE_EXIT_CONFIG : 0;
+        if (check && !rc) printf("configuration OK (%zu warnings)\n", hale_cfg_diag_count(s.cfg));
+    } else if (hale_cfg_error_count(s.cfg)) {
+        fprintf(stderr, "%s: configuration errors; not starting\n", def->name);
+        hale_cfg_print_diags(s.cfg, stderr);
+        rc = HALE_EXIT_CONFIG;
+    } else if (cmd && !strcmp(cmd, "--health-check")) {
+        rc = health_check(s.cfg);
+    } else {
+        for (size_t k = 0; k < hale_cfg_diag_count(s.cfg); k++)
+            HALE_LOG(HALE_LOG_WARN, "config", hale_cfg_diag_at(s.cfg, k)->msg);
+        if (!cmd) {
+            rc = serve(&s);
+        } else {
+            rc = def->command ? def->command(&s, argc - i, argv + i, def->app) : -2;
+            if (rc == -2) {
+                fprintf(stderr, "%s: unknown command \"%s\"\n", def->name, cmd);
+                usage(def, stderr);
+                rc = 2;
+            }
+        }
+    }
+    hale_cfg_free(s.cfg);
+    return rc;
+}

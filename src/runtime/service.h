@@ -1,0 +1,69 @@
+/* service: the whole life of a hale-based service in one call.
+ *
+ * A service (the key-value app, or yours) describes itself with a
+ * hale_service_def: its settings table and three callbacks. The runtime
+ * does the rest, in this order:
+ *   signals -> command line -> settings (exit 78 on any error, before any
+ *   socket is opened) -> logger -> metrics -> health -> def.setup (declare
+ *   routes, checks, metrics; no network I/O) -> listeners (main + admin) ->
+ *   def.start (connect dependencies, retrying with backoff; probes already
+ *   answer, startup 503) -> started (startup 200) -> wait for SIGTERM/SIGINT
+ *   -> drain (readiness 503 at once, `Connection: close`, keep serving for
+ *   shutdown.drain_delay) -> stop accepting -> finish in-flight requests
+ *   within shutdown.timeout -> def.stop (close stores) -> flush logs -> 0.
+ *
+ * Commands it understands: `NAME` (serve), `NAME config [--check]`,
+ * `NAME --health-check`, `NAME --version`, `NAME --help`, the option
+ * `--config-dir DIR`, and the service's own commands through def.command.
+ */
+#ifndef HALE_SERVICE_H
+#define HALE_SERVICE_H
+
+#include "config.h"
+#include "health.h"
+#include "http.h"
+#include "metrics.h"
+#include "router.h"
+
+typedef struct hale_service hale_service;
+
+typedef struct hale_service_def {
+    const char *name;                 /* "hale" */
+    const hale_setting *settings;     /* the service's own settings */
+    size_t nsettings;
+    void *app;                        /* handed back to every callback */
+    /* Cross-checks after loading settings: add problems with
+     * hale_cfg_add_diag. May be NULL. */
+    void (*validate)(hale_cfg *cfg, void *app);
+    /* Registers routes/checks/metrics. Returns 0, -1 to exit 1. */
+    int (*setup)(hale_service *svc, void *app);
+    /* Connects dependencies (may block; must return soon after
+     * hale_shutdown_requested()). Returns 0, -1 to exit 1. */
+    int (*start)(hale_service *svc, void *app);
+    void (*stop)(hale_service *svc, void *app);
+    /* Extra commands (e.g. "migrate"): returns an exit status, or -2 when
+     * argv[0] names none. Settings are loaded when it runs. May be NULL. */
+    int (*command)(hale_service *svc, int argc, char **argv, void *app);
+    const char *command_help;         /* lines for --help, may be NULL */
+} hale_service_def;
+
+/* Runs the service; returns the process exit status (L3). */
+int hale_service_main(const hale_service_def *def, int argc, char **argv, char **envp);
+
+/* Accessors for callbacks. */
+const hale_cfg *hale_service_cfg(const hale_service *svc);
+hale_router *hale_service_router(hale_service *svc);        /* main listener */
+hale_router *hale_service_admin_router(hale_service *svc);  /* admin listener */
+hale_health *hale_service_health(hale_service *svc);
+hale_metrics *hale_service_metrics(hale_service *svc);
+/* The auth hook for HALE_ROUTE_AUTH routes (set during setup). */
+void hale_service_set_auth(hale_service *svc, bool (*auth)(hale_req *, void *), void *arg);
+
+/* The runtime's own settings (server, metrics, log, health, shutdown). */
+extern const hale_setting hale_runtime_settings[];
+extern const size_t hale_runtime_nsettings;
+
+/* Fills listener options from the loaded settings. */
+void hale_service_http_opts(const hale_cfg *cfg, hale_http_opts *o);
+
+#endif
