@@ -76,6 +76,7 @@ static void usage(const hale_service_def *def, FILE *out) {
             "  (no command)      serve\n"
             "  config            print every setting, its value and where it came from\n"
             "  config --check    validate the configuration; exit 0, or 78 listing every problem\n"
+            "  config --markdown the settings table for the README\n"
             "  --health-check    ask the running instance's readiness over loopback; exit 0/1\n"
             "  --version         print the version\n%s",
             def->name, def->command_help ? def->command_help : "");
@@ -253,7 +254,9 @@ int hale_service_main(const hale_service_def *def, int argc, char **argv, char *
     int rc;
     if (cmd && !strcmp(cmd, "config")) {
         bool check = i + 1 < argc && !strcmp(argv[i + 1], "--check");
-        if (!check) hale_cfg_print(s.cfg, stdout);
+        bool markdown = i + 1 < argc && !strcmp(argv[i + 1], "--markdown");
+        if (markdown) hale_cfg_markdown_table(s.cfg, stdout);
+        else if (!check) hale_cfg_print(s.cfg, stdout);
         hale_cfg_print_diags(s.cfg, stderr);
         rc = hale_cfg_error_count(s.cfg) ? HALE_EXIT_CONFIG : 0;
         if (check && !rc) printf("configuration OK (%zu warnings)\n", hale_cfg_diag_count(s.cfg));
