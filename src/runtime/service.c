@@ -1,6 +1,7 @@
 /* service: see service.h. This file is the orchestration only; every step
  * is a call into the module that owns it. */
 #include "service.h"
+#include "auth.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "observe.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #ifndef HALE_VERSION
@@ -31,6 +33,7 @@ struct hale_service {
     hale_http_server *main_srv, *admin_srv;
     hale_http_hooks hooks;
     hale_metric *state_metric;
+    hale_auth *auth;
 };
 
 const hale_cfg *hale_service_cfg(const hale_service *s) { return s->cfg; }
@@ -94,6 +97,13 @@ static hale_cfg *load_cfg(const hale_service_def *def, const char *config_dir, c
     if (hale_log_init(hale_cfg_str(cfg, "log.level"), hale_cfg_str(cfg, "log.format"), err,
                       sizeof err) != 0)
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "log.level (%s): %s", hale_cfg_source(cfg, "log.level"), err);
+    if (!strcmp(hale_cfg_run_env(cfg), "production") && !*hale_cfg_str(cfg, "auth.api_keys") &&
+        !hale_cfg_bool(cfg, "auth.allow_anonymous"))
+        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
+                          "auth: RUN_ENV=production and no API key is configured: put one key per "
+                          "line in the secret file %s/api-key (or point API_KEY_FILE at a file), "
+                          "or set auth.allow_anonymous = true to run the API open",
+                          hale_cfg_str(cfg, "secrets.dir"));
     if (def->validate) def->validate(cfg, def->app);
     return cfg;
 }
@@ -137,6 +147,25 @@ static int serve(hale_service *s) {
     s->hooks.on_complete = hale_observe_on_complete;
     s->hooks.on_reject = hale_observe_on_reject;
     s->hooks.arg = s->obs;
+    {
+        const char *src = hale_cfg_source(cfg, "auth.api_keys");
+        struct stat st;
+        bool from_file = stat(src, &st) == 0 && S_ISREG(st.st_mode);
+        s->auth = hale_auth_new(hale_cfg_str(cfg, "auth.api_keys"), from_file ? src : NULL,
+                                (unsigned)hale_cfg_ms(cfg, "auth.reload_interval"), s->metrics);
+        if (!s->hooks.auth) {
+            s->hooks.auth = hale_auth_check;
+            s->hooks.auth_arg = s->auth;
+        }
+        unsigned n = hale_auth_key_count(s->auth);
+        if (n)
+            HALE_LOG(HALE_LOG_INFO, "auth", "API keys configured", HALE_F_UINT("keys", n),
+                     HALE_F_BOOL("watching_file", from_file));
+        else
+            HALE_LOG(HALE_LOG_WARN, "auth", "no API key configured: the API is open to anyone "
+                     "who can reach it (set the api-key secret)");
+        hale_auth_start(s->auth);
+    }
     on_transition(HALE_AVAIL_STARTING, HALE_AVAIL_STARTING, "starting", s);
 
     int rc = HALE_EXIT_FATAL;
@@ -218,6 +247,7 @@ out:
     hale_router_free(s->router);
     hale_router_free(s->admin_router);
     hale_observe_free(s->obs);
+    hale_auth_free(s->auth);
     hale_metrics_free(s->metrics);
     return rc;
 }

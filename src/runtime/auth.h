@@ -1,0 +1,54 @@
+/* auth: API-key access control as a request filter that routes opt into
+ * (HALE_ROUTE_AUTH); routes without the flag (probes, /metrics) stay open.
+ *
+ * Promises:
+ *  - A request passes with `Authorization: Bearer <key>` or
+ *    `X-API-Key: <key>` matching any configured key; otherwise 401 with
+ *    `WWW-Authenticate: Bearer` and the same JSON error whether the key was
+ *    missing or wrong (no hint which part failed).
+ *  - Comparison is constant-time in the presented key: every configured key
+ *    is compared over its full length, with no early exit on the first
+ *    differing byte and no short-circuit between keys. (What is not hidden:
+ *    the number of configured keys and their lengths, which are not secret
+ *    in a useful sense.)
+ *  - Keys come one per line (blank lines and surrounding spaces ignored).
+ *    When they came from a file, the file is re-checked every
+ *    `reload_ms` (stat of the path, following Kubernetes' symlink swap); a
+ *    change swaps the key set atomically for new requests and is logged
+ *    with the key count only. Replaced key memory is wiped before release.
+ *  - Keys never reach logs, metrics or error bodies.
+ *  - Counts outcomes in hale_auth_requests_total{outcome="ok|missing|invalid"}.
+ *  Thread-safety: hale_auth_check may run on any worker concurrently with a
+ *  reload.
+ */
+#ifndef HALE_AUTH_H
+#define HALE_AUTH_H
+
+#include <stdbool.h>
+
+#include "http.h"
+#include "metrics.h"
+
+typedef struct hale_auth hale_auth;
+
+/* keys_text: the configured keys (may be empty: then every request passes
+ * and hale_auth_enabled() is false until a watched file gains keys).
+ * watch_path: the file the keys came from, or NULL for static keys. */
+hale_auth *hale_auth_new(const char *keys_text, const char *watch_path, unsigned reload_ms,
+                         hale_metrics *reg);
+void hale_auth_free(hale_auth *a);
+
+/* Starts the reload thread when keys came from a file. */
+void hale_auth_start(hale_auth *a);
+
+/* Number of keys currently configured. */
+unsigned hale_auth_key_count(const hale_auth *a);
+
+/* The filter (hale_http_hooks.auth): true lets the request through. */
+bool hale_auth_check(hale_req *r, void *auth);
+
+/* Re-reads the watched file now if it changed (the reload thread calls
+ * this; exposed for tests). Returns 1 when the key set changed. */
+int hale_auth_reload(hale_auth *a);
+
+#endif

@@ -1,0 +1,130 @@
+"""API keys from the mounted secret (R: A9)."""
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import HALE_BIN, ROOT
+
+
+def write_keys(dirpath, keys, name="api-key"):
+    """Writes the key file the way Kubernetes does: a new file, then an
+    atomic symlink swap (..data -> timestamped dir)."""
+    ts = "%d" % (time.time() * 1e6)
+    d = os.path.join(dirpath, "..%s" % ts)
+    os.makedirs(d)
+    with open(os.path.join(d, name), "w") as f:
+        f.write("\n".join(keys) + "\n")
+    os.chmod(os.path.join(d, name), 0o400)
+    tmp = os.path.join(dirpath, "..data_tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(os.path.basename(d), tmp)
+    os.rename(tmp, os.path.join(dirpath, "..data"))
+    link = os.path.join(dirpath, name)
+    if not os.path.lexists(link):
+        os.symlink(os.path.join("..data", name), link)
+
+
+@pytest.fixture
+def secured(hale_factory, tmp_path):
+    sd = tmp_path / "secrets"
+    sd.mkdir()
+    write_keys(str(sd), ["key-one", "key-two"])
+    return hale_factory(env={"HALE_SECRET_DIR": str(sd), "APP_AUTH__RELOAD_INTERVAL": "200ms"}), sd
+
+
+def test_missing_wrong_right(secured):  # R: A9
+    h, _ = secured
+    st, hd, body = h.request("GET", "/v1/kv/x")
+    assert st == 401 and hd["www-authenticate"].startswith("Bearer")
+    missing = json.loads(body)
+    st, hd, body = h.request("GET", "/v1/kv/x", headers={"Authorization": "Bearer nope"})
+    assert st == 401 and json.loads(body) == missing  # same answer: no hint
+    st, _, body = h.request("GET", "/v1/kv/x", headers={"X-API-Key": "key-one-"})
+    assert st == 401 and json.loads(body) == missing
+    st, _, _ = h.request("GET", "/v1/kv/x", headers={"X-API-Key": "key-on"})
+    assert st == 401
+    assert h.request("PUT", "/v1/kv/x", b"v", {"Authorization": "Bearer key-one"})[0] == 201
+    assert h.request("GET", "/v1/kv/x", headers={"X-API-Key": "key-two"})[0] == 200
+    assert h.request("GET", "/v1/kv?prefix=", headers={"X-API-Key": "key-two"})[0] == 200
+
+
+def test_probes_and_metrics_open(secured):  # R: A9
+    h, _ = secured
+    for p in ("/health/liveness", "/health/readiness", "/health/startup", "/health"):
+        assert h.request("GET", p)[0] == 200, p
+    st, _, body = h.request("GET", "/metrics", admin=True)
+    assert st == 200
+    h.request("GET", "/v1/kv/x")
+    h.request("GET", "/v1/kv/x", headers={"X-API-Key": "bad"})
+    h.request("GET", "/v1/kv/x", headers={"X-API-Key": "key-one"})
+    text = h.request("GET", "/metrics", admin=True)[2].decode()
+    for outcome in ("ok", "missing", "invalid"):
+        assert 'hale_auth_requests_total{outcome="%s"} 1' % outcome in text, text
+    out = h.output() + text
+    assert "key-one" not in out and "key-two" not in out
+
+
+def test_rotation_under_load(secured):  # R: A9
+    h, sd = secured
+    stop = threading.Event()
+    failures = []
+    counts = {"old": 0, "new": 0}
+    phase = {"key": "key-one", "name": "old"}
+
+    def client():
+        c = h.conn()
+        while not stop.is_set():
+            key, name = phase["key"], phase["name"]
+            c.request("GET", "/health/liveness")
+            c.getresponse().read()
+            c.request("PUT", "/v1/kv/rot", body=b"v", headers={"X-API-Key": key})
+            r = c.getresponse()
+            r.read()
+            if r.status not in (200, 201):
+                failures.append((name, r.status))
+            else:
+                counts[name] += 1
+        c.close()
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    write_keys(str(sd), ["key-one", "key-new"])       # 1. old + new
+    time.sleep(1.0)                                   # hale notices within reload_interval
+    phase.update(key="key-new", name="new")           # 2. clients roll
+    time.sleep(0.5)
+    write_keys(str(sd), ["key-new"])                  # 3. only the new key
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:5]
+    assert counts["old"] > 0 and counts["new"] > 0
+    assert h.request("GET", "/v1/kv/rot", headers={"X-API-Key": "key-one"})[0] == 401
+    assert h.request("GET", "/v1/kv/rot", headers={"X-API-Key": "key-new"})[0] == 200
+    out = h.output()
+    assert out.count("API key set changed") >= 2
+    assert "key-new" not in out and "key-one" not in out
+
+
+def test_production_without_key_refuses_to_start(tmp_path):  # R: A9 L3
+    env = {"PATH": os.environ["PATH"], "RUN_ENV": "production",
+           "HALE_CONFIG_DIR": os.path.join(ROOT, "config"), "HALE_SECRET_DIR": str(tmp_path),
+           "PORT": "1"}
+    r = subprocess.run([HALE_BIN], env=env, capture_output=True, text=True, timeout=10)
+    assert r.returncode == 78
+    assert "api-key" in r.stderr and "auth.allow_anonymous = true" in r.stderr
+    env["APP_AUTH__ALLOW_ANONYMOUS"] = "true"
+    r = subprocess.run([HALE_BIN, "config", "--check"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_dev_without_key_warns_once(hale):  # R: A9
+    assert hale.request("PUT", "/v1/kv/open", b"v")[0] == 201
+    assert hale.output().count("the API is open") == 1
