@@ -82,6 +82,8 @@ int hale_router_add(hale_router *r, const hale_route *route, char *err, size_t e
     e->route.method = xstrdup(route->method);
     e->route.index = (unsigned)r->n;
     if (split_template(e, err, errlen) != 0) {
+        for (size_t k = 0; k < e->nsegs; k++)
+            if (e->segs[k].capture) free((char *)e->segs[k].s);
         free(e->tmpl_copy);
         free((char *)e->route.method);
         return -1;
