@@ -57,7 +57,7 @@ static void validate(hale_cfg *cfg, void *arg) {
 
 static int check_store(void *arg, char *err, size_t errlen) {
     kv_app *a = arg;
-    kv_store *s = a->store;
+    kv_store *s = atomic_load_explicit(&a->api.store, memory_order_acquire);
     if (!s) return hale_err(err, errlen, "the store is not open yet");
     return s->ops->ping(s, err, errlen);
 }

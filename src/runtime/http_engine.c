@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_BUSY_SLOTS 256
@@ -35,6 +36,7 @@ struct hale_http_server {
     atomic_uint in_flight;
     atomic_int draining;
     atomic_int quiesced;
+    int quiesced_fd;            /* listening socket after quiesce, or -1 */
     unsigned port;
     unsigned workers;
     char name[16];
@@ -158,22 +160,56 @@ static void set_remote(hale_req *r) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->remote, sizeof r->remote);
 }
 
+/* The engine's per-connection memory holds the request head and the
+ * read/write buffers; give it room beyond the header limit so that hale,
+ * not the engine, decides most 431s with a JSON body. */
+static size_t conn_memory(const hale_http_opts *o) { return o->max_header_bytes * 2 + 16384; }
+
 /* ---- framing rules (Y9) ---- */
 
 typedef struct framing {
-    int n_cl, n_te, n_host, bad_name, cl_bad;
+    int n_cl, n_te, n_host, bad_name, bad_value, folded, cl_bad;
     uint64_t cl;
     const char *te;
-    size_t header_bytes;
+    size_t header_bytes, max_gap;
 } framing;
+
+/* RFC 9110 field-value: no control characters but HTAB. The engine passes
+ * a bare CR (and other CTLs) through inside a value; a proxy that ends the
+ * line at that CR sees a different header block (smuggling shape). NUL
+ * cannot be seen here: the engine ends the value at it. */
+static bool value_ok(const char *v) {
+    for (; *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    }
+    return true;
+}
+
+/* obs-fold (RFC 9112 5.2): libmicrohttpd 0.9.75 parses header lines in
+ * place (key, NUL where the colon was, optional SP/HTAB, value) but
+ * appends a continuation line to the KEY, moved to a new pool block:
+ * "Content-Length: 5\r\n 6" arrives as key "Content-Length6", value "5",
+ * a valid token that silently drops the framing header. So a key that is
+ * not laid out right before its value was folded. The hostile-input suite
+ * (tests/e2e/test_framing.py) proves this still holds for the engine in use. */
+static bool laid_out_in_place(const char *key, const char *value, size_t max_gap) {
+    uintptr_t k_end = (uintptr_t)key + strlen(key), v = (uintptr_t)value;
+    if (v <= k_end || v - k_end > max_gap) return false;
+    for (const char *p = key + strlen(key) + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t') return false;
+    return true;
+}
 
 static enum MHD_Result framing_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value) {
     (void)kind;
     framing *f = cls;
     if (!value) value = "";
+    else if (!laid_out_in_place(key, value, f->max_gap)) f->folded = 1;
     f->header_bytes += strlen(key) + strlen(value) + 4;
     if (!is_token(key)) f->bad_name = 1;
+    if (!value_ok(value)) f->bad_value = 1;
     if (strcasecmp(key, "Content-Length") == 0) {
         const char *p = value;
         uint64_t v = 0;
@@ -198,9 +234,12 @@ static enum MHD_Result framing_iter(void *cls, enum MHD_ValueKind kind, const ch
 static const char *check_framing(hale_req *r, const char *version, int *status) {
     framing f;
     memset(&f, 0, sizeof f);
+    f.max_gap = conn_memory(&r->srv->o); /* key and value share one pool */
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_iter, &f);
     *status = 400;
+    if (f.folded) return "obsolete_line_folding";
     if (f.bad_name) return "bad_header_name";
+    if (f.bad_value) return "bad_header_value";
     if (f.header_bytes + r->uri_len > r->srv->o.max_header_bytes) { *status = 431; return "headers_too_large"; }
     if (f.n_host > 1) return "duplicate_host";
     if (f.n_host == 0 && strcmp(version, "HTTP/1.1") == 0) return "missing_host";
@@ -208,6 +247,8 @@ static const char *check_framing(hale_req *r, const char *version, int *status) 
     if (f.n_cl > 1) return "duplicate_content_length";
     if (f.n_te) {
         if (f.n_cl) return "content_length_with_transfer_encoding";
+        /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing */
+        if (strcmp(version, "HTTP/1.1") != 0) return "transfer_encoding_in_http10";
         if (f.n_te > 1 || strcasecmp(f.te, "chunked") != 0) {
             *status = 501;
             return "unsupported_transfer_encoding";
@@ -460,6 +501,7 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
     hale_http_server *s = xcalloc(1, sizeof *s);
     s->o = *o;
     s->router = router;
+    s->quiesced_fd = -1;
     if (hooks) s->hooks = *hooks;
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "main");
     s->o.name = s->name;
@@ -468,10 +510,7 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
     flags |= s->workers > 1 ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    /* The engine's per-connection memory holds the request head and the
-     * read/write buffers; give it room beyond the header limit so that hale,
-     * not the engine, decides most 431s with a JSON body. */
-    size_t mem = o->max_header_bytes * 2 + 16384;
+    size_t mem = conn_memory(o);
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
@@ -508,8 +547,16 @@ void hale_http_set_draining(hale_http_server *s) { atomic_store(&s->draining, 1)
 
 int hale_http_quiesce(hale_http_server *s) {
     if (atomic_exchange(&s->quiesced, 1)) return -1;
+    /* The engine's threads drop the socket from their epoll sets
+     * asynchronously, so closing it here would race with them (and the fd
+     * number could be reused under them). shutdown() on a listening socket
+     * moves it to CLOSE at once: new connects are refused with a reset, not
+     * left hanging in the backlog. The fd itself is closed after stop. */
     MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (fd != MHD_INVALID_SOCKET) {
+        shutdown(fd, SHUT_RDWR);
+        s->quiesced_fd = fd;
+    }
     return 0;
 }
 
@@ -531,5 +578,6 @@ uint64_t hale_http_oldest_busy_ns(const hale_http_server *s) {
 void hale_http_stop(hale_http_server *s) {
     if (!s) return;
     MHD_stop_daemon(s->d);
+    if (s->quiesced_fd >= 0) close(s->quiesced_fd);
     free(s);
 }
