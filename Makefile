@@ -14,6 +14,7 @@ define cmake_build
 	@$(CMAKE) --build build/$(1) -j $(JOBS)
 endef
 
+.PHONY: build-times upx
 .PHONY: help deps test-deps build release minsize native debug asan tsan run test \
         test-unit test-e2e test-asan test-tsan toml-test lint format size fuzz fuzz-short \
         bench k8s-check image test-image clean
@@ -79,6 +80,12 @@ format: ## clang-format every C file in place
 
 size: release minsize ## size breakdown: per object, largest functions, stripped sizes
 	@scripts/size.sh
+
+build-times: deps ## clean and incremental build times (B4)
+	@scripts/build-times.sh
+
+upx: minsize ## UPX-packed minsize binary build/upx/hale, size and start-up cost (B2)
+	@scripts/upx.sh
 
 fuzz: ## run every libFuzzer target for FUZZ_SECONDS (default 300)
 	@scripts/fuzz.sh $${FUZZ_SECONDS:-300}
