@@ -42,6 +42,8 @@ struct hale_cfg {
     size_t ndiag, capdiag;
     char *run_env;
     char *config_dir;
+    size_t nsuggest; /* "did you mean" lookups this load (capped: each costs
+                        O(settings * name length^2)) */
 };
 
 /* The item named name, or NULL. */

@@ -144,7 +144,7 @@ void hale_cfg_markdown_table(const hale_cfg *cfg, FILE *out) {
         type_text(&b, d);
         hale_buf_puts(&b, " | ");
         const char *def = d->def ? d->def : "";
-        char tmp[32];
+        char tmp[32] = "";
         if (d->type == HALE_SETTING_DURATION) {
             cfg_val v;
             if (cfg_parse_text(d, def, &v) == 0) {

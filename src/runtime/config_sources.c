@@ -27,10 +27,10 @@ static const char *env_get(char **envp, const char *name) {
  * a regular file (a FIFO would block, a device would never end). */
 static int read_file(const char *path, size_t max, hale_buf *out, struct stat *st) {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return errno;
+    if (fd < 0) return errno ? errno : EIO;
     int rc = 0;
     if (fstat(fd, st) < 0) {
-        rc = errno;
+        rc = errno ? errno : EIO;
     } else if (!S_ISREG(st->st_mode)) {
         rc = S_ISDIR(st->st_mode) ? EISDIR : EINVAL;
     } else {
@@ -39,7 +39,7 @@ static int read_file(const char *path, size_t max, hale_buf *out, struct stat *s
         for (;;) {
             ssize_t got = read(fd, chunk, sizeof chunk);
             if (got < 0 && errno == EINTR) continue;
-            if (got < 0) { rc = errno; break; }
+            if (got < 0) { rc = errno ? errno : EIO; break; }
             if (got == 0) break;
             if (out->len + (size_t)got > max) { rc = EFBIG; break; }
             hale_buf_append(out, chunk, (size_t)got);
@@ -85,8 +85,11 @@ static size_t distance(const char *a, const char *b) {
     return row[lb];
 }
 
-/* The declared name within two edits of name, if any. */
-static const char *suggest(const hale_cfg *cfg, const char *name) {
+/* The declared name within two edits of name, if any. Only the first 32
+ * unknown names of a load get a suggestion, so that a file of thousands of
+ * unknown keys stays cheap. */
+static const char *suggest(hale_cfg *cfg, const char *name) {
+    if (++cfg->nsuggest > 32) return NULL;
     const char *best = NULL;
     size_t bestd = 3;
     for (size_t i = 0; i < cfg->n; i++) {
@@ -229,7 +232,7 @@ static void load_file(hale_cfg *cfg, const char *dir, const char *file, int laye
     char *path = join(dir, file), why[128];
     hale_buf data;
     hale_buf_init(&data);
-    struct stat st;
+    struct stat st = {0};
     size_t max = toml_default_limits.max_input;
     int rc = read_file(path, max, &data, &st);
     if (rc == ENOENT && !explicit_by) goto out;
@@ -339,7 +342,7 @@ static void load_secret(hale_cfg *cfg, cfg_item *it, const char *path, const cha
     char why[128];
     hale_buf data;
     hale_buf_init(&data);
-    struct stat st;
+    struct stat st = {0};
     int rc = read_file(path, SECRET_MAX, &data, &st);
     if (rc && !via && (rc == ENOENT || rc == ENOTDIR)) goto out;
     if (rc) {
@@ -401,6 +404,7 @@ int hale_cfg_load(hale_cfg *cfg, const hale_cfg_opts *opts) {
     if (!opts) opts = &none;
     char **envp = opts->envp;
     cfg_reset(cfg);
+    cfg->nsuggest = 0;
 
     const char *dir = opts->config_dir, *explicit_by = "--config-dir";
     if (!dir || !*dir) {

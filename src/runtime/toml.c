@@ -214,6 +214,7 @@ static const char *a_type(toml_type t) {
  * Takes ownership of v. */
 static int insert_dotted(tparser *ps, toml_value *t, const tkey *k, toml_value *v) {
     char b[48];
+    HALE_ASSERT(k->n > 0); /* parse_key succeeds only with a part */
     for (size_t i = 0; i + 1 < k->n; i++) {
         const kpart *kp = &k->p[i];
         toml_value *c = tp_tab_find(t, kp->s, kp->n);
@@ -291,6 +292,7 @@ static toml_value *header(tparser *ps, toml_value *root) {
     }
     tp_adv(ps);
     if (aot) tp_adv(ps);
+    HALE_ASSERT(k.n > 0);
     toml_value *t = root;
     for (size_t i = 0; i + 1 < k.n; i++) {
         const kpart *kp = &k.p[i];

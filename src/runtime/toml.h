@@ -7,7 +7,8 @@
  *    columns counted in characters) where it was written. Tables keep their
  *    keys in insertion order.
  *  - An error says where (line, column) and what was expected. Messages never
- *    quote the input, so a secret in a broken file cannot leak through them.
+ *    quote values (at most a key's name), so a secret in a broken file cannot
+ *    leak through them.
  *  - Limits (input size, nesting depth, total key count) bound memory and
  *    stack, so a hostile file cannot exhaust either; exceeding one is an
  *    ordinary error with a position. Parsing never recurses deeper than

@@ -85,6 +85,7 @@ void hale_buf_reserve(hale_buf *b, size_t extra) {
         if (__builtin_mul_overflow(cap, 2, &cap)) oom(SIZE_MAX);
     }
     b->data = xrealloc(b->data, cap);
+    if (b->cap == 0) b->data[0] = '\0'; /* keep the NUL-termination promise */
     b->cap = cap;
 }
 

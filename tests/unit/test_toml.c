@@ -299,7 +299,10 @@ static void test_empty_and_bom(void **state) {
     toml_free(r);
     toml_free(NULL);
     /* empty strings are real, NUL-terminated C strings (found by fuzz_toml) */
-    r = toml_parse("a = \"\"\nb = ''\nc = \"\"\"\"\"\"\n", 22, NULL, NULL);
+    {
+        const char *e = "a = \"\"\nb = ''\nc = \"\"\"\"\"\"\n";
+        r = toml_parse(e, strlen(e), NULL, NULL);
+    }
     assert_non_null(r);
     for (size_t i = 0; i < 3; i++) {
         size_t n = 99;
