@@ -49,7 +49,7 @@ static void validate(hale_cfg *cfg, void *arg) {
                           "database.statement_timeout should be shorter than shutdown.timeout, "
                           "or in-flight queries outlive the drain");
     const char *url = hale_cfg_str(cfg, "database.url");
-    if (*url && strncmp(url, "postgres://", 11) && strncmp(url, "postgresql://", 13))
+    if (*url && strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0)
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
                           "database.url (%s): expected a postgres:// or postgresql:// URL",
                           hale_cfg_source(cfg, "database.url"));

@@ -290,7 +290,7 @@ static void table_put(ctable *t, child *c) {
 static void index_insert(hale_metric *m, child *c) {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 8;
-        m->list = xrealloc(m->list, m->cap * sizeof *m->list);
+        m->list = xrealloc(m->list, m->cap * sizeof(child *));
     }
     m->list[m->n++] = c;
     ctable *t = atomic_load_explicit(&m->table, memory_order_relaxed);

@@ -102,9 +102,10 @@ static double start_time(void) {
     char line[256];
     double btime = NAN;
     while (fgets(line, sizeof line, fp)) {
-        unsigned long long v;
-        if (sscanf(line, "btime %llu", &v) == 1) {
-            btime = (double)v;
+        if (strncmp(line, "btime ", 6) == 0) {
+            char *end;
+            unsigned long long v = strtoull(line + 6, &end, 10);
+            if (end != line + 6) btime = (double)v;
             break;
         }
     }
