@@ -1,0 +1,375 @@
+"""Structural checks of the rendered manifests (K1-K4, L1, O5).
+
+These read what `kubectl kustomize` produces, i.e. what a cluster would get.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+
+from conftest import ROOT, container, of_kind, one, port_of, render, selects
+
+GUIDE_HPA_BEHAVIOR = {
+    "scaleDown": {"stabilizationWindowSeconds": 300,
+                  "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]},
+    "scaleUp": {"stabilizationWindowSeconds": 60,
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 30}]},
+}
+
+
+def deployments(docs):
+    ds = of_kind(docs, "Deployment")
+    assert ds, "no Deployment rendered"
+    return ds
+
+
+def duration_s(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    assert parts and "".join(a + b for a, b in parts) == text, f"bad duration {text!r}"
+    return sum(float(a) * units[b] for a, b in parts)
+
+
+def effective_config(docs, deploy):
+    """The settings hale reads from the mounted ConfigMap: default.toml, then
+    ${RUN_ENV}.toml, as nested dicts (later file wins per key)."""
+    c = container(deploy)
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    vols = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/app/config")
+    cm = one(docs, "ConfigMap", vols[mount["name"]]["configMap"]["name"])
+    merged: dict = {}
+    for fname in ("default.toml", f"{env.get('RUN_ENV', 'dev')}.toml"):
+        for section, values in tomllib.loads(cm["data"][fname]).items():
+            merged.setdefault(section, {}).update(values)
+    return merged, env
+
+
+# ---------------------------------------------------------------- K1 probes
+
+def test_probes_on_hale_paths_and_ports(overlay):  # R: K1, H1, H2, H3
+    name, docs = overlay
+    for d in deployments(docs):
+        c = container(d)
+        assert port_of(c, "http") == 8080 and port_of(c, "admin") == 9090
+        want = {"startupProbe": ("/health/startup", 8080),
+                "readinessProbe": ("/health/readiness", 8080),
+                "livenessProbe": ("/health/liveness", 9090)}
+        for probe, (path, port) in want.items():
+            get = c[probe]["httpGet"]
+            assert get["path"] == path, f"{name}/{d['metadata']['name']} {probe}"
+            assert port_of(c, get["port"]) == port, f"{name}/{d['metadata']['name']} {probe} port"
+        # the startup budget covers dependency backoff: at least 30 s
+        sp = c["startupProbe"]
+        assert sp["periodSeconds"] * sp["failureThreshold"] >= 30
+
+
+def test_liveness_on_admin_port_is_explained_in_a_comment():  # R: K1, Y1
+    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
+    block = text[text.index("# Liveness on the ADMIN listener"):text.index("livenessProbe:")]
+    assert "slow" in block and "connection limit" in block and "killed" in block
+
+
+# ------------------------------------------------------- K1/L1 termination
+
+def test_grace_period_exceeds_drain_delay_plus_timeout(overlay):  # R: K1, L1
+    name, docs = overlay
+    for d in deployments(docs):
+        cfg, env = effective_config(docs, d)
+        drain = duration_s(cfg.get("shutdown", {}).get("drain_delay", "5s"))
+        timeout = duration_s(cfg.get("shutdown", {}).get("timeout", "20s"))
+        assert (drain, timeout) == (5, 20)
+        pod = d["spec"]["template"]["spec"]
+        pre = container(d).get("lifecycle", {}).get("preStop", {})
+        pre_s = pre.get("sleep", {}).get("seconds", 0)
+        assert not pre or "sleep" in pre, "the image has no shell: no exec preStop"
+        grace = pod["terminationGracePeriodSeconds"]
+        assert grace == 30
+        assert grace - (pre_s + drain + timeout) >= 5, "a stated margin of 5 s"
+        # every inner deadline shorter than the one containing it (L1)
+        stmt = duration_s(cfg.get("database", {}).get("statement_timeout", "2s"))
+        assert stmt < timeout
+
+
+def test_no_prestop_and_the_reason_is_written_down(overlay):  # R: K1, L1
+    _, docs = overlay
+    for d in deployments(docs):
+        assert "lifecycle" not in container(d), "hale drains by itself: no preStop"
+    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
+    assert "No preStop hook" in text and "drain_delay" in text and "no shell" in text
+    assert "terminationGracePeriodSeconds: 30" in text
+
+
+# ------------------------------------------------------------ K1 security
+
+def test_restricted_security_context(overlay):  # R: K1, D3
+    name, docs = overlay
+    for d in deployments(docs):
+        pod = d["spec"]["template"]["spec"]
+        psc = pod["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532
+        assert psc["runAsGroup"] == 65532 and psc["fsGroup"] == 65532
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["serviceAccountName"] == "hale"
+        # Service links would put HALE_PORT=tcp://... into hale's HALE_ env space
+        assert pod["enableServiceLinks"] is False
+        sc = container(d)["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+        assert sc.get("privileged") is False
+    sa = one(docs, "ServiceAccount", "hale")
+    assert sa["automountServiceAccountToken"] is False
+    ns = one(docs, "Namespace", "hale")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_resources_requests_and_limits(overlay):  # R: K1
+    _, docs = overlay
+    for d in deployments(docs):
+        res = container(d)["resources"]
+        for k in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(res[k])
+        assert container(d)["image"].split("/")[-1].startswith("hale:")
+
+
+def test_config_secret_and_writable_mounts(overlay):  # R: K1, C2, C4
+    name, docs = overlay
+    for d in deployments(docs):
+        pod = d["spec"]["template"]["spec"]
+        c = container(d)
+        vols = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        cfg = vols[mounts["/app/config"]["name"]]
+        assert mounts["/app/config"]["readOnly"] is True
+        cm = one(docs, "ConfigMap", cfg["configMap"]["name"])
+        assert cm["metadata"]["name"].startswith("hale-config-"), "content-hashed name"
+        assert {"default.toml", "production.toml"} <= set(cm["data"])
+        sec = vols[mounts["/var/secrets"]["name"]]["secret"]
+        assert sec["secretName"] == "hale-secrets"
+        assert sec["defaultMode"] == 0o440 and mounts["/var/secrets"]["readOnly"] is True
+        for path in ("/app/data", "/tmp"):
+            assert "emptyDir" in vols[mounts[path]["name"]]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["RUN_ENV"] == "production"
+        assert env["HALE_CONFIG_DIR"] == "/app/config"
+        # secrets come as files, never as plain env values
+        assert not any("valueFrom" in e and "secretKeyRef" in e["valueFrom"] for e in c["env"])
+
+
+def test_prometheus_scrape_annotations(overlay):  # R: K1, O3
+    _, docs = overlay
+    for d in deployments(docs):
+        ann = d["spec"]["template"]["metadata"]["annotations"]
+        assert ann["prometheus.io/scrape"] == "true"
+        assert int(ann["prometheus.io/port"]) == port_of(container(d), "admin") == 9090
+        assert ann["prometheus.io/path"] == "/metrics"
+
+
+# ------------------------------------------------- K1 Service, Ingress ...
+
+def test_service_clusterip_80_to_8080_and_metrics(overlay):  # R: K1
+    _, docs = overlay
+    svc = one(docs, "Service", "hale")
+    assert svc["spec"]["type"] == "ClusterIP"
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    assert ports["http"]["port"] == 80
+    assert ports["metrics"]["port"] == 9090
+    for d in deployments(docs):
+        c = container(d)
+        if selects(svc["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"]):
+            assert port_of(c, ports["http"]["targetPort"]) == 8080
+            assert port_of(c, ports["metrics"]["targetPort"]) == 9090
+
+
+def test_ingress_tls_and_rate_limit():  # R: K1
+    docs = render("production")
+    ing = one(docs, "Ingress", "hale")
+    ann = ing["metadata"]["annotations"]
+    assert ann["cert-manager.io/cluster-issuer"]
+    assert int(ann["nginx.ingress.kubernetes.io/limit-rps"]) > 0
+    # the guide's "rate-limit" is no ingress-nginx annotation
+    assert "nginx.ingress.kubernetes.io/rate-limit" not in ann
+    tls = ing["spec"]["tls"][0]
+    rule = ing["spec"]["rules"][0]
+    assert rule["host"] in tls["hosts"] and tls["secretName"]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == "hale" and backend["port"] == {"name": "http"}
+
+
+def test_pdb_and_networkpolicy(overlay):  # R: K1
+    _, docs = overlay
+    pdb = one(docs, "PodDisruptionBudget", "hale")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    netpol = one(docs, "NetworkPolicy", "hale")
+    for d in deployments(docs):
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert selects(pdb["spec"]["selector"]["matchLabels"], labels)
+        assert selects(netpol["spec"]["podSelector"]["matchLabels"], labels)
+    assert set(netpol["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    rules = {tuple(p["port"] for p in r["ports"]): r["from"] for r in netpol["spec"]["ingress"]}
+    assert set(rules) == {(8080,), (9090,)}, "only the two listeners are reachable"
+    http_from = rules[(8080,)]
+    nss = [f["namespaceSelector"]["matchLabels"] for f in http_from if "namespaceSelector" in f]
+    assert nss == [{"kubernetes.io/metadata.name": "ingress-nginx"}]
+    # the only same-namespace peer is deploy.sh's smoke-test pod
+    same_ns = [f["podSelector"]["matchLabels"] for f in http_from if "namespaceSelector" not in f]
+    assert same_ns == [{"app.kubernetes.io/component": "smoke-test"}]
+    admin_from = rules[(9090,)]
+    assert admin_from == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                           "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
+
+
+def test_secret_example_is_fake_and_not_in_any_overlay():  # R: K1
+    sec = one(render("deploy/k8s/examples/secret"), "Secret", "hale-secrets")
+    assert set(sec["stringData"]) == {"database-url", "redis-url", "api-key"}
+    assert all("FAKE" in v for v in sec["stringData"].values())
+    for name in ("base", "production", "blue-green", "canary"):
+        assert not of_kind(render(name), "Secret"), f"{name} would overwrite the real Secret"
+
+
+def test_base_replicas_and_namespace():  # R: K1
+    docs = render("base")
+    assert one(docs, "Deployment", "hale")["spec"]["replicas"] == 3
+    assert all(d["metadata"].get("namespace") == "hale" for d in docs if d["kind"] != "Namespace")
+
+
+# ------------------------------------------------------------------- K2
+
+def test_rolling_update_strategy(overlay):  # R: K2
+    _, docs = overlay
+    for d in deployments(docs):
+        st = d["spec"]["strategy"]
+        assert st["type"] == "RollingUpdate"
+        assert st["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+        assert d["spec"]["minReadySeconds"] > 0 and d["spec"]["progressDeadlineSeconds"] > 0
+    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
+    assert "stricter than the guide's maxSurge 1 / maxUnavailable 1" in text
+
+
+# ------------------------------------------------------------------- K3
+
+def test_hpa_metrics_and_guide_behaviour():  # R: K3
+    docs = render("production")
+    hpa = one(docs, "HorizontalPodAutoscaler", "hale")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hale"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 10)
+    by_type = {}
+    for m in hpa["spec"]["metrics"]:
+        key = m["resource"]["name"] if m["type"] == "Resource" else m["pods"]["metric"]["name"]
+        by_type[key] = m
+    assert by_type["cpu"]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert by_type["memory"]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 80}
+    assert by_type["http_requests_per_second"]["pods"]["target"] == {"type": "AverageValue",
+                                                                     "averageValue": "1000"}
+    assert hpa["spec"]["behavior"] == GUIDE_HPA_BEHAVIOR
+
+
+def test_vpa_min_max_allowed():  # R: K3
+    docs = render("production")
+    vpa = one(docs, "VerticalPodAutoscaler", "hale")
+    assert vpa["apiVersion"] == "autoscaling.k8s.io/v1"
+    assert vpa["spec"]["targetRef"]["name"] == "hale"
+    pol = vpa["spec"]["resourcePolicy"]["containerPolicies"][0]
+    assert pol["containerName"] == "hale"
+    assert pol["minAllowed"] == {"cpu": "100m", "memory": "64Mi"}
+    assert pol["maxAllowed"] == {"cpu": "2", "memory": "1Gi"}
+    # min <= the Deployment's requests <= max
+    req = container(one(docs, "Deployment", "hale"))["resources"]["requests"]
+    assert req["cpu"] == "250m" and req["memory"] == "128Mi"
+    # "Off": the HPA scales on utilisation of these very requests
+    assert vpa["spec"]["updatePolicy"]["updateMode"] == "Off"
+
+
+# ------------------------------------------------------------------- K4
+
+def test_blue_green_two_deployments_one_service():  # R: K4
+    docs = render("blue-green")
+    blue = one(docs, "Deployment", "hale-blue")
+    green = one(docs, "Deployment", "hale-green")
+    assert len(of_kind(docs, "Deployment")) == 2
+    svc = one(docs, "Service", "hale")
+    sel = svc["spec"]["selector"]
+    assert sel == {"app.kubernetes.io/name": "hale", "color": "blue"}
+    for d, colour in ((blue, "blue"), (green, "green")):
+        assert d["spec"]["selector"]["matchLabels"]["color"] == colour
+        assert d["spec"]["template"]["metadata"]["labels"]["color"] == colour
+        assert d["spec"]["replicas"] == 3
+    labels = {c: d["spec"]["template"]["metadata"]["labels"] for c, d in (("blue", blue), ("green", green))}
+    assert selects(sel, labels["blue"]) and not selects(sel, labels["green"])
+    switched = dict(sel, color="green")  # what deploy/blue-green.sh switch green patches in
+    assert selects(switched, labels["green"]) and not selects(switched, labels["blue"])
+    targets = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
+    assert targets == {"hale-blue", "hale-green"}
+    assert {v["spec"]["targetRef"]["name"] for v in of_kind(docs, "VerticalPodAutoscaler")} == targets
+    # the idle colour is scraped too: a PodMonitor, no ServiceMonitor
+    assert not of_kind(docs, "ServiceMonitor")
+    pm = one(docs, "PodMonitor", "hale")
+    assert selects(pm["spec"]["selector"]["matchLabels"], labels["green"])
+    assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "admin"
+
+
+def test_canary_nine_to_one_behind_one_service():  # R: K4
+    docs = render("canary")
+    stable = one(docs, "Deployment", "hale-stable")
+    canary = one(docs, "Deployment", "hale-canary")
+    assert len(of_kind(docs, "Deployment")) == 2
+    assert (stable["spec"]["replicas"], canary["spec"]["replicas"]) == (9, 1)
+    svc = one(docs, "Service", "hale")
+    for d, track in ((stable, "stable"), (canary, "canary")):
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert labels["track"] == track and d["spec"]["selector"]["matchLabels"]["track"] == track
+        assert selects(svc["spec"]["selector"], labels), f"Service must select the {track} pods"
+    hpas = of_kind(docs, "HorizontalPodAutoscaler")
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpas] == ["hale-stable"]
+    assert hpas[0]["spec"]["minReplicas"] == 9, "the stable floor keeps the canary at 1/10"
+    sm = one(docs, "ServiceMonitor", "hale")
+    assert "track" in sm["spec"]["podTargetLabels"]
+
+
+# ------------------------------------------------------------------- O5
+
+def test_production_includes_monitoring_objects():  # R: O5, K1
+    docs = render("production")
+    svc = one(docs, "Service", "hale")
+    sm = one(docs, "ServiceMonitor", "hale")
+    assert selects(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])
+    ports = {p["name"] for p in svc["spec"]["ports"]}
+    assert sm["spec"]["endpoints"][0]["port"] in ports
+    assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    rule = one(docs, "PrometheusRule", "hale")
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert {"HaleHigh5xxRatio", "HaleHighLatencyP99", "HaleInstanceNotReady", "HaleRestarting"} <= alerts
+    dash = one(docs, "ConfigMap", "hale-grafana-dashboard")
+    assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+# ----------------------------------------------- config files vs repository
+
+def test_configmap_files_agree_with_repository_config():  # R: K6, C2
+    repo_default = ROOT / "config/default.toml"
+    repo_prod = ROOT / "config/production.toml"
+    ours = ROOT / "deploy/k8s/base/shared/config"
+    if not repo_default.exists():
+        pytest.fail("config/default.toml missing from the repository")
+    assert (ours / "default.toml").read_text() == repo_default.read_text(), (
+        "deploy/k8s/base/shared/config/default.toml differs from config/default.toml: "
+        "cp config/default.toml deploy/k8s/base/shared/config/")
+    if repo_prod.exists():
+        mine = tomllib.loads((ours / "production.toml").read_text())
+        for section, values in tomllib.loads(repo_prod.read_text()).items():
+            for key, val in values.items():
+                assert mine.get(section, {}).get(key) == val, (
+                    f"{section}.{key} = {val!r} in config/production.toml but "
+                    f"{mine.get(section, {}).get(key)!r} in the ConfigMap's production.toml")
+
+
+def test_production_image_comes_from_the_registry():  # R: K1, K5
+    d = one(render("production"), "Deployment", "hale")
+    assert container(d)["image"] == "registry.example.com/hale:0.1.0"
+    assert container(d)["imagePullPolicy"] == "Always"
