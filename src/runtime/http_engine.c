@@ -130,6 +130,13 @@ static bool hex_run(const char *p, size_t n) {
     return nonzero;
 }
 
+/* n lowercase hex digits (zero allowed). */
+static bool hex_digits(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return false;
+    return true;
+}
+
 static void set_ids(hale_req *r) {
     const char *rid = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && sane_request_id(rid)) {
@@ -138,11 +145,17 @@ static void set_ids(hale_req *r) {
         snprintf(r->req_id, sizeof r->req_id, "%016llx%016llx",
                  (unsigned long long)rng_next(), (unsigned long long)rng_next());
     }
-    /* traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
+    /* traceparent (W3C Trace Context): <2 hex version>-<32 hex trace id>-
+     * <16 hex parent id>-<2 hex flags>, lowercase; version ff is invalid,
+     * version 00 is exactly 55 characters, a later version may append
+     * "-..." fields. Anything else is ignored, as the spec requires. */
     const char *tp = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "traceparent");
     r->trace_id[0] = '\0';
-    if (tp && strlen(tp) >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
-        hex_run(tp + 3, 32) && hex_run(tp + 36, 16)) {
+    size_t tpn = tp ? strlen(tp) : 0;
+    if (tpn >= 55 && hex_digits(tp, 2) && memcmp(tp, "ff", 2) != 0 &&
+        tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
+        hex_run(tp + 3, 32) && hex_run(tp + 36, 16) && hex_digits(tp + 53, 2) &&
+        (tpn == 55 || (memcmp(tp, "00", 2) != 0 && tp[55] == '-'))) {
         memcpy(r->trace_id, tp + 3, 32);
         r->trace_id[32] = '\0';
     }
@@ -348,7 +361,7 @@ static enum MHD_Result first_call(hale_req *r, const char *method, const char *v
     if (r->has_cl && r->content_length > s->o.max_body_bytes)
         return refuse_now(r, 413, "body_too_large", "the request body is larger than the limit");
     if (r->uri_len == 0 || r->uri[0] != '/')
-        return refuse_now(r, 400, "bad_target", "the request target must be an absolute path");
+        return refuse_now(r, 400, "bad_target", "the request target must be an absolute path, without NUL bytes");
 
     hale_match_result mr = hale_router_match(s->router, method, r->uri, r->path_len, &r->match);
     if (mr != HALE_MATCH_OK) {
@@ -438,6 +451,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
     size_t n = strlen(uri);
     r->uri_len = n;
     if (n > s->o.max_uri_bytes) n = 0; /* refused on the first call */
+    /* The engine parses the request line in place and hands over the target
+     * cut at its first NUL: "PUT /v1/kv/a\0b" would write key "a". In place,
+     * the target ends where the space before "HTTP/" was, so any other byte
+     * right after its end means it was cut: keep it empty, and the first
+     * call refuses it (400 bad_target). */
+    else if (uri[n + 1] != 'H') r->uri_len = n = 0;
     r->uri = xstrndup(uri, n);
     const char *q = memchr(r->uri, '?', n);
     r->path_len = q ? (size_t)(q - r->uri) : n;
@@ -453,6 +472,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     hale_req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
+    if (!r->started && s->hooks.on_complete) {
+        /* The engine refused this request before calling on_request (HTTP/1.1
+         * without Host, a malformed Content-Length, ...) and sent its own
+         * error page. Report it anyway, so that every request has its access
+         * line and is counted; status 0: the engine does not say which
+         * status it sent. */
+        r->conn = conn;
+        set_remote(r);
+        set_ids(r);
+        r->reject_reason = "engine_refused";
+        if (s->hooks.on_reject) s->hooks.on_reject(s->name, r->reject_reason, s->hooks.arg);
+        r->started = 1;
+    }
     if (s->hooks.on_complete && r->started) {
         hale_http_event ev = {
             .server = s->name,

@@ -267,7 +267,7 @@ static bool key_reserved(const char *k) {
  * instructions per byte. */
 static bool word_at(const char *p, const char *w) { return strncasecmp(p, w, strlen(w)) == 0; }
 
-static bool key_sensitive(const char *k) {
+bool hale_log_key_sensitive(const char *k) {
     for (const char *p = k; p[0] && p[1]; p++) {
         char c1 = (char)(p[1] | 0x20);
         switch (p[0] | 0x20) {
@@ -311,7 +311,7 @@ static void put_field(line *w, const hale_log_field *f, bool json) {
         else put_text_value(w, key, klen);
         put(w, "=", 1);
     }
-    if (key_sensitive(key)) {
+    if (hale_log_key_sensitive(key)) {
         put(w, json ? "\"[redacted]\"" : "[redacted]", json ? 12 : 10);
         return;
     }

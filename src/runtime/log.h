@@ -155,6 +155,11 @@ void hale_log_flush(void);
  * Thread-safe; suitable for a metrics callback. */
 void hale_log_counters(uint64_t *truncated, uint64_t *dropped);
 
+/* True when a field named key is written as "[redacted]" (the Y7 rule
+ * above). Lets other modules apply the same rule, e.g. to query parameter
+ * names in the access log. Thread-safe, no allocation. */
+bool hale_log_key_sensitive(const char *key);
+
 /* "error", "warn", ... for a valid level, "?" otherwise. */
 const char *hale_log_level_name(hale_log_level lvl);
 

@@ -51,6 +51,53 @@ void hale_observe_free(hale_observe *o) { free(o); }
 
 void hale_observe_track_server(hale_observe *o, const hale_http_server *s) { o->srv = s; }
 
+static bool put_bytes(char *out, size_t *o, size_t cap, const char *s, size_t n) {
+    if (n >= cap - *o) return false;
+    memcpy(out + *o, s, n);
+    *o += n;
+    return true;
+}
+
+/* Y7: the access log keeps every query parameter's name but not the value
+ * of one whose name the logger treats as a secret (token, secret, password,
+ * api_key, ...): "/x?access_token=[redacted]&page=2". A query that does not
+ * fit out loses all its values: "/x?[redacted]". No allocation. */
+static const char *loggable_path(const char *path, char *out, size_t cap) {
+    const char *q = strchr(path, '?');
+    if (!q) return path;
+    size_t o = 0;
+    if (!put_bytes(out, &o, cap, path, (size_t)(q - path) + 1)) return "[path too long]";
+    size_t query_start = o;
+    for (const char *p = q + 1; *p;) {
+        const char *end = p + strcspn(p, "&;");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        bool secret = false;
+        if (eq) {
+            char name[64];
+            size_t nl = (size_t)(eq - p);
+            if (nl < sizeof name) {
+                memcpy(name, p, nl);
+                name[nl] = '\0';
+                secret = hale_log_key_sensitive(name);
+            } else {
+                secret = true; /* too long to judge: assume the worst */
+            }
+        }
+        bool ok = secret ? put_bytes(out, &o, cap, p, (size_t)(eq - p) + 1) &&
+                               put_bytes(out, &o, cap, "[redacted]", 10)
+                         : put_bytes(out, &o, cap, p, (size_t)(end - p));
+        if (ok && *end) ok = put_bytes(out, &o, cap, end, 1);
+        if (!ok) {
+            o = query_start;
+            put_bytes(out, &o, cap, "[redacted]", 10);
+            break;
+        }
+        p = *end ? end + 1 : end;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 void hale_observe_on_complete(const hale_http_event *ev, void *arg) {
     hale_observe *o = arg;
     const char *m = method_label(ev->method);
@@ -63,9 +110,11 @@ void hale_observe_on_complete(const hale_http_event *ev, void *arg) {
         hale_histogram_observe(hale_histogram_with(o->duration, hv), (double)ev->duration_ns / 1e9);
     }
     if (o->access_log && hale_log_enabled(HALE_LOG_INFO, "access")) {
+        char pbuf[HALE_LOG_LINE_MAX / 2];
         HALE_LOG(HALE_LOG_INFO, "access", "request",
                  HALE_F_STR("method", ev->method), HALE_F_STR("route", ev->route),
-                 HALE_F_STR("path", ev->path), HALE_F_INT("status", ev->status),
+                 HALE_F_STR("path", loggable_path(ev->path, pbuf, sizeof pbuf)),
+                 HALE_F_INT("status", ev->status),
                  HALE_F_UINT("bytes_in", ev->bytes_in), HALE_F_UINT("bytes_out", ev->bytes_out),
                  HALE_F_DBL("duration_ms", (double)ev->duration_ns / 1e6),
                  HALE_F_STR("remote", ev->remote), HALE_F_STR("request_id", ev->request_id),

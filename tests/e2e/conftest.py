@@ -36,6 +36,7 @@ class Hale:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "APP_METRICS__PORT": str(self.admin_port),
+            "APP_METRICS__HOST": "127.0.0.1",
             "APP_DATABASE__SQLITE_PATH": os.path.join(self.dir, "hale.db"),
             "APP_SHUTDOWN__DRAIN_DELAY": "0",
             "APP_SHUTDOWN__TIMEOUT": "5000",
