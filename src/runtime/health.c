@@ -130,26 +130,31 @@ static void recompute(hale_health *h) {
     pthread_mutex_unlock(&h->tmu);
 }
 
+/* Runs c once and records the result (on the calling thread). */
+static void run_check(check *c) {
+    char err[256] = "";
+    uint64_t t0 = hale_now_ns();
+    atomic_store(&c->running_since_ns, t0);
+    int rc = c->fn(c->arg, err, sizeof err);
+    uint64_t t1 = hale_now_ns();
+    atomic_store(&c->running_since_ns, 0);
+    bool timed_out = t1 - t0 > (uint64_t)c->timeout_ms * 1000000u;
+    pthread_mutex_lock(&c->mu);
+    int ok = rc == 0 && !timed_out;
+    if (ok != c->ok) c->since_ms = hale_wall_ms();
+    c->ok = ok;
+    c->latency_ms = (double)(t1 - t0) / 1e6;
+    if (!ok)
+        snprintf(c->last_error, sizeof c->last_error, "%s",
+                 timed_out && rc == 0 ? "timed out" : (err[0] ? err : "failed"));
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void *check_main(void *arg) {
     check *c = arg;
     hale_health *h = c->h;
     while (!atomic_load(&h->stopping)) {
-        char err[256] = "";
-        uint64_t t0 = hale_now_ns();
-        atomic_store(&c->running_since_ns, t0);
-        int rc = c->fn(c->arg, err, sizeof err);
-        uint64_t t1 = hale_now_ns();
-        atomic_store(&c->running_since_ns, 0);
-        bool timed_out = t1 - t0 > (uint64_t)c->timeout_ms * 1000000u;
-        pthread_mutex_lock(&c->mu);
-        int ok = rc == 0 && !timed_out;
-        if (ok != c->ok) c->since_ms = hale_wall_ms();
-        c->ok = ok;
-        c->latency_ms = (double)(t1 - t0) / 1e6;
-        if (!ok)
-            snprintf(c->last_error, sizeof c->last_error, "%s",
-                     timed_out && rc == 0 ? "timed out" : (err[0] ? err : "failed"));
-        pthread_mutex_unlock(&c->mu);
+        run_check(c);
         recompute(h);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -194,7 +199,14 @@ void hale_health_recheck(hale_health *h) {
     pthread_mutex_unlock(&h->wmu);
 }
 
-void hale_health_set_started(hale_health *h) { atomic_store(&h->started, 1); recompute(h); }
+void hale_health_set_started(hale_health *h) {
+    /* The background results may predate the end of initialisation (the
+     * store was not open yet): run every check once now, so that the first
+     * state after "starting" reflects the dependencies as they are. */
+    for (size_t i = 0; i < h->nchecks; i++) run_check(&h->checks[i]);
+    atomic_store(&h->started, 1);
+    recompute(h);
+}
 void hale_health_set_draining(hale_health *h) { atomic_store(&h->draining, 1); recompute(h); }
 void hale_health_set_stopped(hale_health *h) {
     pthread_mutex_lock(&h->wmu);

@@ -224,7 +224,6 @@ static int serve(hale_service *s) {
     }
     if (!hale_shutdown_requested()) {
         hale_health_set_started(s->health);
-        hale_health_recheck(s->health);
     }
 
     while (!hale_wait_shutdown(60000)) {}

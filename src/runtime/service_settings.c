@@ -16,7 +16,7 @@ const hale_setting hale_runtime_settings[] = {
       "Open connections per client address; 0 means no per-address limit."),
     I("server.max_in_flight", "1024", 0, 1000000, NULL,
       "Requests in progress before new ones are shed with 503; 0 disables shedding."),
-    I("server.max_header_bytes", "16384", 1024, 1048576, NULL,
+    I("server.max_header_bytes", "8192", 1024, 1048576, NULL,
       "Request line plus headers; larger requests get 431."),
     I("server.max_uri_bytes", "4096", 256, 65536, NULL, "Request target length; longer gets 414."),
     I("server.max_body_bytes", "1048576", 1, 1073741824, NULL,
