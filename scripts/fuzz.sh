@@ -25,7 +25,7 @@ for t in "${targets[@]}"; do
         -artifact_prefix="build/fuzz-artifacts/$name-" "$corpus" >"build/fuzz-$name.log" 2>&1; then
     echo "fuzz: $name FAILED"; tail -40 "build/fuzz-$name.log"; rc=1
   else
-    grep -E "^#[0-9]+ *DONE" "build/fuzz-$name.log" | tail -1 || true
+    grep -E "^Done [0-9]+ runs" "build/fuzz-$name.log" | tail -n 1 || true
   fi
 done
 exit $rc

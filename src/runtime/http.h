@@ -117,6 +117,12 @@ void hale_http_stop(hale_http_server *s);
  * to see a stuck worker. */
 uint64_t hale_http_oldest_busy_ns(const hale_http_server *s);
 
+/* Hands an already-connected stream socket to the server, as if it had
+ * been accepted from 127.0.0.1 (fuzzers and tests feed raw bytes through a
+ * socketpair this way, in-process). The server owns fd afterwards.
+ * Returns 0, or -1 with err. */
+int hale_http_adopt_fd(hale_http_server *s, int fd, char *err, size_t errlen);
+
 /* Number of worker threads the server runs. */
 unsigned hale_http_workers(const hale_http_server *s);
 

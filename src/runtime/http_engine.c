@@ -579,6 +579,16 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
 
 unsigned hale_http_port(const hale_http_server *s) { return s->port; }
 
+int hale_http_adopt_fd(hale_http_server *s, int fd, char *err, size_t errlen) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (MHD_add_connection(s->d, fd, (const struct sockaddr *)&sa, sizeof sa) != MHD_YES)
+        return hale_err(err, errlen, "the engine refused the connection (limit reached?)");
+    return 0;
+}
+
 unsigned hale_http_workers(const hale_http_server *s) { return s->workers; }
 
 void hale_http_set_draining(hale_http_server *s) { atomic_store(&s->draining, 1); }
