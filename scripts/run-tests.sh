@@ -44,6 +44,11 @@ suite build-release build release Release
 suite build-asan build asan Asan -DHALE_TEST_HOOKS=ON
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e
+suite build-tsan build tsan Tsan -DHALE_TEST_HOOKS=ON
+suite unit-tsan bash -c 'cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure'
+# the threaded parts: concurrent requests, auth reloads, drain, shedding
+suite e2e-tsan env HALE_BIN=build/tsan/hale /usr/bin/python3 -m pytest -q \
+  tests/e2e/test_kv_api.py tests/e2e/test_auth.py tests/e2e/test_lifecycle.py tests/e2e/test_metrics.py
 if [[ -x scripts/k8s-check.sh ]]; then
   suite k8s-check scripts/k8s-check.sh
 fi

@@ -37,7 +37,7 @@ struct hale_health {
     size_t nchecks;
     const hale_http_server *watch[MAX_WATCH];
     unsigned stall_ms[MAX_WATCH];
-    size_t nwatch;
+    atomic_size_t nwatch;   /* published after watch[i] is written */
     atomic_int state;
     atomic_int started, draining, stopping;
     pthread_mutex_t tmu;    /* serialises transitions */
@@ -188,9 +188,11 @@ void hale_health_stop_checks(hale_health *h) {
 }
 
 void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall_ms) {
-    if (h->nwatch == MAX_WATCH) return;
-    h->stall_ms[h->nwatch] = stall_ms;
-    h->watch[h->nwatch++] = s;
+    size_t n = atomic_load(&h->nwatch);
+    if (n == MAX_WATCH) return;
+    h->stall_ms[n] = stall_ms;
+    h->watch[n] = s;
+    atomic_store_explicit(&h->nwatch, n + 1, memory_order_release);
 }
 
 void hale_health_recheck(hale_health *h) {
@@ -222,7 +224,8 @@ hale_avail hale_health_state(const hale_health *h) {
 
 bool hale_health_live(const hale_health *h) {
     uint64_t now = hale_now_ns();
-    for (size_t i = 0; i < h->nwatch; i++) {
+    size_t n = atomic_load_explicit(&((hale_health *)h)->nwatch, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
         uint64_t t = hale_http_oldest_busy_ns(h->watch[i]);
         if (t && now > t && now - t > (uint64_t)h->stall_ms[i] * 1000000u) return false;
     }

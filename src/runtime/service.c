@@ -258,8 +258,9 @@ static int serve(hale_service *s) {
     }
     rc = HALE_EXIT_OK;
 out:
-    if (s->main_srv) hale_http_stop(s->main_srv);
+    /* admin first: its /metrics and /health read the main server's state */
     if (s->admin_srv) hale_http_stop(s->admin_srv);
+    if (s->main_srv) hale_http_stop(s->main_srv);
     s->main_srv = s->admin_srv = NULL;
     hale_health_stop_checks(s->health);
     if (s->def->stop) s->def->stop(s, s->def->app);
