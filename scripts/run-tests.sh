@@ -29,9 +29,19 @@ build() {
     cmake --build "build/$1" -j "$JOBS"
 }
 
+# Real PostgreSQL 15 and Redis 7 for the unit tests (HALE_TEST_PG_URL,
+# HALE_TEST_REDIS_URL) and the end-to-end tests; removed when this ends.
+services_up() {
+  local out
+  out=$(scripts/services.sh start) && eval "$out"
+}
+trap 'scripts/services.sh stop all >/dev/null 2>&1' EXIT
+suite services services_up
 suite build-debug build debug Debug -DHALE_TEST_HOOKS=ON
 suite unit bash -c 'cd build/debug && ctest --output-on-failure'
 suite e2e env HALE_BIN=build/debug/hale /usr/bin/python3 -m pytest -q tests/e2e
+# the key-value suite again on PostgreSQL and on PostgreSQL + Redis
+suite e2e-backends env HALE_BIN=build/debug/hale HALE_BACKENDS="pg pg+redis" scripts/test-backends.sh
 toml_test() {
   local tool="${SHARED:-../shared}/tools/toml-test-run"
   [[ -x $tool ]] || { echo "toml-test: $tool not found"; return 1; }

@@ -1,11 +1,13 @@
 /* app: see app.h. */
 #include "app.h"
+#include "backends.h"
 #include "kv_api.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "store.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #define D(n, def, lo, hi, help) {n, HALE_SETTING_DURATION, def, lo, hi, NULL, NULL, 0, help}
@@ -31,12 +33,20 @@ static const hale_setting app_settings[] = {
     {"redis.breaker_failures", HALE_SETTING_INT, "5", 1, 1000, NULL, NULL, 0,
      "Consecutive Redis failures that open the circuit breaker."},
     D("redis.breaker_open", "5s", 100, 600000, "How long the open breaker skips Redis before a trial."),
+    D("redis.cache_ttl", "60s", 1000, 86400000,
+      "Lifetime of a cache entry: also the longest a stale entry can survive a Redis partition."),
+    {"database.migrate_on_start", HALE_SETTING_BOOL, "true", 0, 0, NULL, NULL, 0,
+     "Apply schema migrations at start (under an advisory lock); false: only check, run `hale migrate`."},
+    {"database.breaker_failures", HALE_SETTING_INT, "5", 1, 1000, NULL, NULL, 0,
+     "Consecutive database connection failures or timeouts that open its circuit breaker."},
+    D("database.breaker_open", "1s", 100, 600000,
+      "How long the open database breaker answers 503 at once before a trial."),
 };
 
 typedef struct kv_app {
     kv_api api;
     kv_store *store;
-    unsigned attempt;
+    app_store_cfg scfg;     /* strings point into the loaded settings */
 } kv_app;
 
 static kv_app the_app;
@@ -55,20 +65,36 @@ static void validate(hale_cfg *cfg, void *arg) {
                           hale_cfg_source(cfg, "database.url"));
 }
 
-static int check_store(void *arg, char *err, size_t errlen) {
-    kv_app *a = arg;
-    kv_store *s = atomic_load_explicit(&a->api.store, memory_order_acquire);
-    if (!s) return hale_err(err, errlen, "the store is not open yet");
-    return s->ops->ping(s, err, errlen);
+static void store_cfg(const hale_cfg *cfg, app_store_cfg *o) {
+    app_store_cfg_defaults(o);
+    o->database_url = hale_cfg_str(cfg, "database.url");
+    o->sqlite_path = hale_cfg_str(cfg, "database.sqlite_path");
+    o->max_connections = (unsigned)hale_cfg_int(cfg, "database.max_connections");
+    o->connect_timeout_ms = (unsigned)hale_cfg_ms(cfg, "database.connect_timeout");
+    o->statement_timeout_ms = (unsigned)hale_cfg_ms(cfg, "database.statement_timeout");
+    o->redis_url = hale_cfg_str(cfg, "redis.url");
+    o->redis_pool_size = (unsigned)hale_cfg_int(cfg, "redis.pool_size");
+    o->redis_timeout_ms = (unsigned)hale_cfg_ms(cfg, "redis.timeout");
+    o->redis_required = hale_cfg_bool(cfg, "redis.required");
+    o->breaker_failures = (unsigned)hale_cfg_int(cfg, "redis.breaker_failures");
+    o->breaker_open_ms = (unsigned)hale_cfg_ms(cfg, "redis.breaker_open");
+    o->cache_ttl_ms = (unsigned)hale_cfg_ms(cfg, "redis.cache_ttl");
+    o->skip_migrations = !hale_cfg_bool(cfg, "database.migrate_on_start");
+    o->db_breaker_failures = (unsigned)hale_cfg_int(cfg, "database.breaker_failures");
+    o->db_breaker_open_ms = (unsigned)hale_cfg_ms(cfg, "database.breaker_open");
 }
 
 static int setup(hale_service *svc, void *arg) {
     kv_app *a = arg;
     char err[256];
     const hale_cfg *cfg = hale_service_cfg(svc);
-    hale_health_add_check(hale_service_health(svc), "store", check_store, a,
-                          (unsigned)hale_cfg_ms(cfg, "database.check_interval"),
-                          (unsigned)hale_cfg_ms(cfg, "database.check_timeout"), true);
+    store_cfg(cfg, &a->scfg);
+    if (app_backends_add_checks(hale_service_health(svc), &a->api.store, &a->scfg,
+                                (unsigned)hale_cfg_ms(cfg, "database.check_interval"),
+                                (unsigned)hale_cfg_ms(cfg, "database.check_timeout")) != 0) {
+        HALE_LOG(HALE_LOG_ERROR, "app", "cannot add the readiness checks");
+        return -1;
+    }
     if (kv_api_register(&a->api, hale_service_router(svc), err, sizeof err) != 0) {
         HALE_LOG(HALE_LOG_ERROR, "app", "cannot register routes", HALE_F_STR("error", err));
         return -1;
@@ -79,10 +105,9 @@ static int setup(hale_service *svc, void *arg) {
 /* Opens the store, retrying with backoff while it is unreachable (L2). */
 static int start(hale_service *svc, void *arg) {
     kv_app *a = arg;
-    const hale_cfg *cfg = hale_service_cfg(svc);
     char err[512];
     for (unsigned attempt = 0; !hale_shutdown_requested(); attempt++) {
-        a->store = kv_sqlite_open(hale_cfg_str(cfg, "database.sqlite_path"), err, sizeof err);
+        a->store = app_open_store(&a->scfg, err, sizeof err);
         if (a->store) break;
         uint64_t wait = hale_backoff_ms(attempt, 200, 10000);
         HALE_LOG(HALE_LOG_WARN, "store", "cannot open the store; retrying", HALE_F_STR("error", err),
@@ -90,8 +115,9 @@ static int start(hale_service *svc, void *arg) {
         hale_wait_shutdown(wait);
     }
     if (!a->store) return 0; /* shutdown requested while starting */
+    app_backends_register_metrics(hale_service_metrics(svc), a->store);
     atomic_store_explicit(&a->api.store, a->store, memory_order_release);
-    HALE_LOG(HALE_LOG_INFO, "store", "store open", HALE_F_STR("backend", a->store->ops->name));
+    HALE_LOG(HALE_LOG_INFO, "store", "store open", HALE_F_STR("backend", app_store_kind(a->store)));
     return 0;
 }
 
@@ -103,6 +129,21 @@ static void stop(hale_service *svc, void *arg) {
     a->store = NULL;
 }
 
+/* `hale migrate`: apply the migrations (a Kubernetes Job before a rollout),
+ * waiting up to a minute for the database to accept connections. */
+static int command(hale_service *svc, int argc, char **argv, void *arg) {
+    (void)argc;
+    kv_app *a = arg;
+    if (strcmp(argv[0], "migrate") != 0) return -2;
+    store_cfg(hale_service_cfg(svc), &a->scfg);
+    char err[512];
+    if (app_migrate(&a->scfg, 60000, stdout, err, sizeof err) != 0) {
+        fprintf(stderr, "hale migrate: %s\n", err);
+        return HALE_EXIT_FATAL;
+    }
+    return HALE_EXIT_OK;
+}
+
 static const hale_service_def def = {
     .name = "hale",
     .settings = app_settings,
@@ -112,6 +153,8 @@ static const hale_service_def def = {
     .setup = setup,
     .start = start,
     .stop = stop,
+    .command = command,
+    .command_help = "  migrate           apply the database schema migrations, then exit\n",
 };
 
 const hale_service_def *kv_app_def(void) { return &def; }

@@ -12,13 +12,15 @@ import time
 
 import pytest
 
+import backends  # tests/e2e/backends.py: HALE_TEST_BACKEND=sqlite|pg|pg+redis
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HALE_BIN = os.path.abspath(os.environ.get("HALE_BIN", os.path.join(ROOT, "build/debug/hale")))
 
 
 def free_port():
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("0.0.0.0", 0))  # as wide as hale binds: sees sockets on any address
         return s.getsockname()[1]
 
 
@@ -45,6 +47,7 @@ class Hale:
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=98",
         })
+        e.update(backends.env_for_run(env))
         if env:
             e.update(env)
         self.env = e
