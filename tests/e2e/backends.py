@@ -30,27 +30,6 @@ if BACKEND not in ("sqlite", "pg", "pg+redis"):
 
 _urls = {}
 _schemas = []
-_wired = None
-
-
-def wired(hale_bin=None):
-    """True when the hale binary under test opens PostgreSQL/Redis (it has
-    the `migrate` command that comes with app_open_store). Until main's
-    wiring lands, the PostgreSQL/Redis test files skip with that reason
-    instead of failing and restarting the shared servers for nothing."""
-    global _wired
-    if _wired is None:
-        from conftest import HALE_BIN
-        r = subprocess.run([hale_bin or HALE_BIN, "--help"], capture_output=True, text=True, timeout=30)
-        _wired = "migrate" in (r.stdout + r.stderr)
-    return _wired
-
-
-def needs_backends():
-    """pytestmark for files that need a hale wired to PostgreSQL/Redis."""
-    import pytest
-    return pytest.mark.skipif(not wired(), reason="this hale binary has no PostgreSQL/Redis wiring "
-                                                  "(apply build/pg-wiring.patch)")
 
 
 def services_cmd(*args, timeout=120):

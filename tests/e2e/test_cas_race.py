@@ -8,7 +8,6 @@ import pytest
 
 import backends
 
-pytestmark = backends.needs_backends()
 
 CLIENTS = 8
 ATTEMPTS = 40

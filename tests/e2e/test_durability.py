@@ -90,7 +90,6 @@ def test_sigkill_loses_no_acknowledged_write_sqlite(capsys):  # R: Y6 A6
     rounds("sqlite", int(os.environ.get("HALE_DURABILITY_ROUNDS_SQLITE", "50")), env, capsys)
 
 
-@backends.needs_backends()
 def test_sigkill_loses_no_acknowledged_write_postgres(capsys):  # R: Y6 A6
     env = backends.env_for("pg")
     rounds("postgres", int(os.environ.get("HALE_DURABILITY_ROUNDS_PG", "20")), env, capsys)

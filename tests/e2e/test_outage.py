@@ -12,7 +12,6 @@ import pytest
 import backends
 from backends import Load, services_cmd, status, wait_for
 
-pytestmark = backends.needs_backends()
 
 CHECK_S, CHECK_TIMEOUT_S = 0.5, 0.4
 STMT_S, GRACE_S = 1.0, 0.25

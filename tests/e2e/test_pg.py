@@ -11,7 +11,6 @@ import backends
 from backends import psql, wait_for
 from conftest import HALE_BIN, ROOT
 
-pytestmark = backends.needs_backends()
 
 
 def schema_of(url):

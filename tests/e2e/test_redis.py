@@ -6,7 +6,6 @@ import time
 import backends
 from backends import redis_cli, status
 
-pytestmark = backends.needs_backends()
 
 
 def test_reads_are_cached(hale_factory):  # R: A7 O3
