@@ -168,6 +168,36 @@ out:
     hale_buf_free(&key);
 }
 
+static void put_answer(hale_req *r, kv_status st, int64_t version, bool created) {
+    if (st == KV_OK) {
+        set_etag(r, version);
+        static const char created_body[] = "{\"result\":\"created\"}\n";
+        static const char replaced_body[] = "{\"result\":\"replaced\"}\n";
+        if (created) hale_resp_static(r, 201, JSON, created_body, sizeof created_body - 1);
+        else hale_resp_static(r, 200, JSON, replaced_body, sizeof replaced_body - 1);
+    } else if (st == KV_PRECONDITION) {
+        hale_resp_error(r, 412, "precondition_failed", "the stored version does not satisfy the precondition");
+    } else {
+        store_failed(r, st);
+    }
+}
+
+/* A PUT handed to the store's writer thread. */
+typedef struct put_ctx {
+    hale_req *r;
+    hale_buf key;
+    kv_cond cond;
+} put_ctx;
+
+/* Runs on the writer thread once the write is durable (or failed). */
+static void put_done(void *arg, kv_status st, int64_t version, bool created) {
+    put_ctx *pc = arg;
+    put_answer(pc->r, st, version, created);
+    hale_req_resume(pc->r);
+    hale_buf_free(&pc->key);
+    free(pc);
+}
+
 static void h_put(hale_req *r, void *arg) {
     kv_api *api = arg;
     hale_buf key;
@@ -188,23 +218,26 @@ static void h_put(hale_req *r, void *arg) {
     if (!write_cond(r, &c)) goto out;
     size_t vlen;
     const char *val = hale_req_body(r, &vlen);
-    int64_t version = 0;
-    bool created = false;
     kv_store *store = store_of(api, r);
     if (!store) goto out;
+    if (store->ops->put_async) {
+        /* the store's writer answers: one commit serves every waiting PUT
+         * and no worker thread sits waiting for the fsync */
+        put_ctx *pc = xcalloc(1, sizeof *pc);
+        pc->r = r;
+        pc->key = key;
+        pc->cond = c;
+        hale_buf_init(&key);
+        hale_req_suspend(r);
+        store->ops->put_async(store, pc->key.data, pc->key.len, val, vlen, ctype, &pc->cond,
+                              put_done, pc);
+        goto out;
+    }
+    int64_t version = 0;
+    bool created = false;
     kv_status st = store->ops->put(store, key.data, key.len, val, vlen, ctype, &c,
                                         &version, &created);
-    if (st == KV_OK) {
-        set_etag(r, version);
-        static const char created_body[] = "{\"result\":\"created\"}\n";
-        static const char replaced_body[] = "{\"result\":\"replaced\"}\n";
-        if (created) hale_resp_static(r, 201, JSON, created_body, sizeof created_body - 1);
-        else hale_resp_static(r, 200, JSON, replaced_body, sizeof replaced_body - 1);
-    } else if (st == KV_PRECONDITION) {
-        hale_resp_error(r, 412, "precondition_failed", "the stored version does not satisfy the precondition");
-    } else {
-        store_failed(r, st);
-    }
+    put_answer(r, st, version, created);
 out:
     hale_buf_free(&key);
 }

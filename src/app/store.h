@@ -56,6 +56,15 @@ typedef struct kv_store_ops {
     /* A cheap liveness query for the readiness check: 0 ok, -1 with err. */
     int (*ping)(kv_store *s, char *err, size_t errlen);
     void (*close)(kv_store *s);
+    /* Optional (NULL when the backend has none): like put, but returns at
+     * once and calls done(arg, ...) on another thread once the write is
+     * durable (or failed). key/val/ctype/c must stay valid until done runs;
+     * the store copies nothing. Lets one commit serve many connections
+     * without a thread waiting for each. */
+    void (*put_async)(kv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
+                      const char *ctype, const kv_cond *c,
+                      void (*done)(void *arg, kv_status st, int64_t version, bool created),
+                      void *arg);
 } kv_store_ops;
 
 struct kv_store {

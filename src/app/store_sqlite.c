@@ -31,6 +31,9 @@ typedef struct wop {
     int64_t version;
     bool created;
     bool done;
+    /* asynchronous ops: heap-allocated, completed by the writer thread */
+    void (*cb)(void *arg, kv_status st, int64_t version, bool created);
+    void *cb_arg;
     struct wop *next;
 } wop;
 
@@ -284,8 +287,25 @@ static void *writer_main(void *arg) {
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         run_batch(s, batch);
-        pthread_mutex_lock(&s->mu);
+        /* asynchronous ops first, outside the lock: their callbacks resume
+         * connections; detach them before waking the synchronous owners
+         * (who may free their ops as soon as they see done) */
+        wop *async = NULL, **tail = &async, *sync = NULL, **stail = &sync;
         for (wop *op = batch; op;) {
+            wop *next = op->next;
+            op->next = NULL;
+            if (op->cb) { *tail = op; tail = &op->next; }
+            else { *stail = op; stail = &op->next; }
+            op = next;
+        }
+        for (wop *op = async; op;) {
+            wop *next = op->next;
+            op->cb(op->cb_arg, op->st, op->version, op->created);
+            free(op);
+            op = next;
+        }
+        pthread_mutex_lock(&s->mu);
+        for (wop *op = sync; op;) {
             wop *next = op->next; /* op may be freed by its owner once done */
             op->done = true;
             op = next;
@@ -307,6 +327,26 @@ static void submit(sq_store *s, wop *op) {
     s->tail = op;
     pthread_cond_signal(&s->have_work);
     while (!op->done) pthread_cond_wait(&s->batch_done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void sq_put_async(kv_store *base, const char *key, size_t klen, const char *val,
+                         size_t vlen, const char *ctype, const kv_cond *c,
+                         void (*done)(void *, kv_status, int64_t, bool), void *arg) {
+    sq_store *s = (sq_store *)base;
+    wop *op = xcalloc(1, sizeof *op);
+    *op = (wop){.kind = OP_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen,
+                .ctype = ctype, .cond = c, .st = KV_ERROR, .cb = done, .cb_arg = arg};
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        free(op);
+        done(arg, KV_UNAVAILABLE, 0, false);
+        return;
+    }
+    if (s->tail) s->tail->next = op; else s->head = op;
+    s->tail = op;
+    pthread_cond_signal(&s->have_work);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -351,7 +391,7 @@ static void sq_close(kv_store *base) {
 }
 
 static const kv_store_ops SQLITE_OPS = {
-    .name = "sqlite", .get = sq_get, .put = sq_put, .del = sq_del,
+    .name = "sqlite", .get = sq_get, .put = sq_put, .del = sq_del, .put_async = sq_put_async,
     .list = sq_list, .ping = sq_ping, .close = sq_close,
 };
 

@@ -147,6 +147,17 @@ int hale_percent_decode(const char *src, size_t n, bool plus_is_space, hale_buf 
  * Returns 1 when found, 0 when absent, -1 when malformed. */
 int hale_query_get(const char *query, const char *name, hale_buf *out);
 
+/* ---- asynchronous answers ----
+ * A handler that hands its work to another thread (e.g. a store's writer,
+ * so that one commit serves many connections) calls hale_req_suspend()
+ * BEFORE handing it off and returns without a response: the worker thread
+ * goes on serving other connections. The other thread then sets the
+ * response with hale_resp_* and calls hale_req_resume() exactly once; from
+ * the hand-off until then, only that thread may touch the request. The
+ * request still counts as in flight, so a drain waits for it. */
+void hale_req_suspend(hale_req *r);
+void hale_req_resume(hale_req *r);
+
 /* ---- response (exactly one per request) ---- */
 /* Copies body. */
 void hale_resp_send(hale_req *r, int status, const char *ctype, const void *body, size_t n);

@@ -338,7 +338,22 @@ static void run_handler(hale_req *r) {
     if (tl_slot >= 0) atomic_store_explicit(&s->busy[tl_slot], hale_now_ns(), memory_order_relaxed);
     r->match.route->fn(r, r->match.route->arg);
     if (tl_slot >= 0) atomic_store_explicit(&s->busy[tl_slot], 0, memory_order_relaxed);
-    if (!r->status) hale_resp_error(r, 500, "internal", "the handler produced no response");
+    /* a suspended request belongs to another thread now: do not touch it */
+    if (!r->suspended && !r->status)
+        hale_resp_error(r, 500, "internal", "the handler produced no response");
+}
+
+void hale_req_suspend(hale_req *r) {
+    HALE_ASSERT(!r->suspended);
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+void hale_req_resume(hale_req *r) {
+    struct MHD_Connection *c = r->conn;
+    if (!r->status) hale_resp_error(r, 500, "internal", "the asynchronous handler produced no response");
+    atomic_store_explicit(&r->resumed, 1, memory_order_release);
+    MHD_resume_connection(c);
 }
 
 /* ---- the request path ---- */
@@ -439,9 +454,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->suspended) {
+        /* called again after hale_req_resume(): the answer is ready */
+        if (!atomic_load_explicit(&r->resumed, memory_order_acquire)) return MHD_YES;
+        return queue(r);
+    }
     if (!r->status) {
         if (!r->body.data) hale_buf_append(&r->body, "", 0);
         run_handler(r);
+        if (r->suspended) return MHD_YES;
     }
     return queue(r);
 }
@@ -545,7 +566,7 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
     s->o.name = s->name;
     s->workers = o->workers ? o->workers : cpu_count();
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     flags |= s->workers > 1 ? MHD_USE_EPOLL : MHD_USE_POLL;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     size_t mem = conn_memory(o);

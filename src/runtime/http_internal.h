@@ -6,6 +6,8 @@
 
 #include "http.h"
 
+#include <stdatomic.h>
+
 #define HALE_RESP_MAX_HEADERS 8
 
 typedef enum {
@@ -25,6 +27,8 @@ struct hale_req {
     const char *route_label;
     unsigned route_index;
     int started;                /* the first handler call happened */
+    int suspended;              /* handed to another thread (handler thread only) */
+    atomic_int resumed;         /* set by hale_req_resume, release */
     int dispatched;             /* the response was queued */
     int close_after;            /* close the connection after the response */
     int counted_in_flight;

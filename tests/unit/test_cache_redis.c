@@ -105,7 +105,10 @@ static void f_close(kv_store *s) {
     free(f);
 }
 
-static const kv_store_ops FAKE_OPS = {"fake", f_get, f_put, f_del, f_list, f_ping, f_close};
+static const kv_store_ops FAKE_OPS = {
+    .name = "fake", .get = f_get, .put = f_put, .del = f_del,
+    .list = f_list, .ping = f_ping, .close = f_close,
+};
 
 static fake *fake_new(void) {
     fake *f = calloc(1, sizeof *f);
