@@ -96,7 +96,7 @@ fuzz-short: ## run every fuzzer for 30 s (part of make test)
 
 bench: release ## benchmark hale against axum and nginx (prints the table)
 	@scripts/install-bench-deps.sh
-	@bench/run.sh
+	@scripts/bench.sh
 
 k8s-check: ## render and strictly validate every Kubernetes overlay
 	@scripts/k8s-check.sh
