@@ -25,8 +25,9 @@ help: ## list the targets
 deps: ## install the Debian packages needed to build (as root)
 	@scripts/install-deps.sh build
 
-test-deps: ## install the Debian packages needed by the tests (as root)
+test-deps: ## install the Debian packages and tools needed by the tests (as root)
 	@scripts/install-deps.sh test
+	@scripts/install-lint-tools.sh
 
 build: debug ## alias of debug
 
@@ -100,6 +101,12 @@ bench: release ## benchmark hale against axum and nginx (prints the table)
 
 k8s-check: ## render and strictly validate every Kubernetes overlay
 	@scripts/k8s-check.sh
+
+image: ## container images (local Debian bases when missing), SBOMs in build/sbom, sizes
+	@scripts/image.sh
+
+test-image: ## container tests on the Docker engine (D1-D5); builds the images first
+	@scripts/test-image.sh
 
 clean: ## remove build outputs
 	rm -rf build

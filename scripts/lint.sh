@@ -44,11 +44,12 @@ if ((${#scripts[@]})); then
   shellcheck -x "${uniq[@]}" || rc=1
 fi
 
-if [[ -f Dockerfile ]]; then
+mapfile -t dockerfiles < <(ls Dockerfile docker/*/Dockerfile 2>/dev/null)
+if ((${#dockerfiles[@]})); then
   hadolint_bin=$(command -v hadolint || echo /opt/hale-tools/bin/hadolint)
   if [[ -x $hadolint_bin ]]; then
     echo "lint: hadolint"
-    "$hadolint_bin" Dockerfile || rc=1
+    "$hadolint_bin" "${dockerfiles[@]}" || rc=1
   else
     echo "lint: hadolint missing (scripts/install-lint-tools.sh installs it)"; rc=1
   fi

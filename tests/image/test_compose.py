@@ -107,8 +107,9 @@ def test_compose_kv_api_on_postgres_and_redis(stack):
         assert (status, body) == (200, b"compose value")
     logs = stack.run("logs", "--no-color", "hale").stdout
     backend = [line for line in logs.splitlines() if "store open" in line]
-    assert backend and "sqlite" not in backend[-1], (
+    assert backend and "postgres" in backend[-1] and "sqlite" not in backend[-1], (
         f"hale did not open PostgreSQL (DATABASE_URL is set): {backend or logs[-2000:]}")
+    assert "redis" in backend[-1], f"hale did not use Redis (REDIS_URL is set): {backend[-1]}"
     # hale's tables are in PostgreSQL (psql over the socket: trust, no password)
     r = stack.run("exec", "-T", "postgres", "psql", "-U", "hale", "-d", "hale", "-Atc",
                   "select count(*) from pg_tables where schemaname = 'public'")
