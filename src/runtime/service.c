@@ -113,6 +113,8 @@ static hale_cfg *load_cfg(const hale_service_def *def, const char *config_dir, c
 static int health_check(const hale_cfg *cfg) {
     char err[256];
     const char *host = hale_cfg_str(cfg, "server.host");
+    if (!strcmp(host, "0.0.0.0") || !*host) host = "127.0.0.1"; /* probe over loopback */
+    else if (!strcmp(host, "::")) host = "::1";
     unsigned port = (unsigned)hale_cfg_int(cfg, "server.port");
     int st = hale_probe_get(host, port, "/health/readiness", 2000, err, sizeof err);
     if (st < 0) {
