@@ -14,17 +14,21 @@ for v in release minsize; do
   [[ -f $f ]] && printf '  %-8s %8s  (%s bytes)\n' "$v" "$(human "$(stat -c %s "$f")")" "$(stat -c %s "$f")"
 done
 
-echo
-echo "== per object file (text+data, build/release, before LTO)"
-find build/release/CMakeFiles -name '*.o' -path '*hale_*' -print0 |
-  xargs -0 size --format=berkeley 2>/dev/null | awk 'NR>1 {printf "  %8d  %s\n", $1+$2, $6}' |
-  sed 's|build/release/CMakeFiles/[^/]*/||' | sort -rn | head -40
-
-echo
-echo "== largest functions (symbols from an unstripped -O2 build: build/bloat)"
+# Per-object and per-function attribution needs objects with real code and
+# symbols: release objects are LTO bytecode. build/bloat is an -O2 build
+# without LTO, kept unstripped for this report only.
 cmake -S . -B build/bloat -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_FLAGS="-O2 -g0" >/dev/null
 cmake --build build/bloat --target hale >/dev/null
+
+echo
+echo "== per object file (text+data bytes, -O2 without LTO)"
+find build/bloat/CMakeFiles -name '*.o' -path '*hale_*' -print0 |
+  xargs -0 size --format=berkeley 2>/dev/null | awk 'NR>1 {printf "  %8d  %s\n", $1+$2, $6}' |
+  sed 's|build/bloat/CMakeFiles/[^/]*/||' | sort -rn | head -40
+
+echo
+echo "== largest functions (-O2 without LTO)"
 nm --size-sort --print-size --radix=d build/bloat/hale | awk '$3 ~ /[tT]/ {printf "  %8d  %s\n", $2, $4}' |
   tail -25 | sort -rn
 
