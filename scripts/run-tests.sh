@@ -51,6 +51,9 @@ toml_test() {
 suite toml-test toml_test
 suite lint scripts/lint.sh
 suite build-release build release Release
+suite build-minsize build minsize MinSizeRel
+suite build-native build native Native
+suite build-checks /usr/bin/python3 -m pytest -q tests/build
 suite build-asan build asan Asan -DHALE_TEST_HOOKS=ON
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e

@@ -122,6 +122,8 @@ class Hale:
         return self.proc.returncode
 
     def check_clean_exit(self):
+        # R: Y3 - every e2e test ends here: under the ASan+UBSan and TSan
+        # builds (make test runs both) any sanitizer report fails the test
         rc = self.stop()
         out = self.output()
         assert "ERROR: AddressSanitizer" not in out and "runtime error:" not in out \
