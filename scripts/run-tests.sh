@@ -54,8 +54,8 @@ suite lint scripts/lint.sh
 suite build-release build release Release
 suite build-minsize build minsize MinSizeRel
 suite build-native build native Native
-suite build-checks /usr/bin/python3 -m pytest -q tests/build
 suite build-asan build asan Asan -DHALE_TEST_HOOKS=ON
+suite build-checks /usr/bin/python3 -m pytest -q tests/build
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e
 suite build-tsan build tsan Tsan -DHALE_TEST_HOOKS=ON
