@@ -572,7 +572,11 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
     size_t mem = conn_memory(o);
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
-        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        /* no LISTENING_ADDRESS_REUSE: on Linux it means SO_REUSEPORT, which
+         * lets a second listener (another instance, or the admin listener
+         * given the same port) silently share the port and take half of the
+         * connections; the engine's default SO_REUSEADDR is what a fast
+         * restart needs */
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)o->max_connections_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)o->idle_timeout_s, NULL},

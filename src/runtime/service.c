@@ -95,6 +95,13 @@ static hale_cfg *load_cfg(const hale_service_def *def, const char *config_dir, c
     hale_cfg_load(cfg, &o);
     if (hale_cfg_ms(cfg, "shutdown.drain_delay") + hale_cfg_ms(cfg, "shutdown.timeout") > 3600000)
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "shutdown.drain_delay + shutdown.timeout exceed one hour");
+    if (hale_cfg_bool(cfg, "metrics.enabled") &&
+        hale_cfg_int(cfg, "metrics.port") == hale_cfg_int(cfg, "server.port"))
+        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
+                          "metrics.port (%s) and server.port (%s) are both %lld: the admin "
+                          "listener needs its own port", hale_cfg_source(cfg, "metrics.port"),
+                          hale_cfg_source(cfg, "server.port"),
+                          (long long)hale_cfg_int(cfg, "server.port"));
     char err[256];
     if (hale_log_init(hale_cfg_str(cfg, "log.level"), hale_cfg_str(cfg, "log.format"), err,
                       sizeof err) != 0)

@@ -31,6 +31,8 @@ class Hale:
         self.dir = tempfile.mkdtemp(prefix="hale-e2e-")
         self.port = free_port()
         self.admin_port = free_port()
+        while self.admin_port == self.port:  # the kernel may hand the same port twice
+            self.admin_port = free_port()
         e = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
         for k in ("DATABASE_URL", "REDIS_URL", "PORT", "HOST", "LOG_LEVEL", "LOG_FORMAT", "RUN_ENV"):
             e.pop(k, None)
