@@ -15,8 +15,11 @@ typedef enum {
     BODY_OWNED = 1,  /* malloc'd, freed by the engine after sending */
 } hale_body_kind;
 
+typedef struct conn_ctx conn_ctx; /* per-connection state (http_engine.c) */
+
 struct hale_req {
     hale_http_server *srv;
+    conn_ctx *cc;               /* the connection that owns the request */
     void *conn;                 /* engine connection handle */
     const char *method;         /* engine-owned, valid during the request */
     char *uri;                  /* raw request target, owned */
