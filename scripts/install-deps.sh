@@ -8,7 +8,7 @@
 # exits 1, so nothing is half-installed silently.
 set -euo pipefail
 
-build=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libsqlite3-dev
+build=(build-essential cmake ninja-build pkg-config libsqlite3-dev
        libpq-dev libhiredis-dev ccache mold curl)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-yaml clang
       libclang-rt-14-dev clang-tidy clang-format cppcheck shellcheck prometheus haproxy

@@ -1,10 +1,15 @@
-/* http: hale's HTTP server and request/response API.
+/* http: hale's HTTP/1.1 server and request/response API.
  *
  * Promises:
- *  - The engine (libmicrohttpd) is hidden: nothing outside http_engine.c
- *    includes its header, so services and the engine can change separately.
- *  - A server owns a listening socket, a pool of `workers` threads (one
- *    epoll loop each), and serves the routes of one hale_router.
+ *  - The engine is hale's own (http_parse, http_conn, http_server): a
+ *    strict RFC 9112 parser and an epoll loop per worker thread. Services
+ *    see only this header.
+ *  - A server owns one listening socket (never shared: a second listener
+ *    on the same port fails), a pool of `workers` threads (one epoll loop
+ *    each), and serves the routes of one hale_router. Keep-alive,
+ *    pipelining (answers in order), HTTP/1.0 keep-alive, HEAD, and
+ *    `Expect: 100-continue` (answered only after routing, auth and the
+ *    size check passed) are served.
  *  - Handlers run on a worker thread, read the request through hale_req_*,
  *    and set exactly one response through hale_resp_*. A handler that sets
  *    none answers 500. Handlers must not block for long: the watchdog
@@ -14,16 +19,22 @@
  *    from Content-Length before any body byte is read, connection closed),
  *    414, 431, 501 (unknown method or transfer coding), 503 + Retry-After
  *    (shedding past max_in_flight; routes flagged NO_SHED are exempt).
- *    Every error hale itself produces is a JSON body
- *    {"error": "...", "detail": "..."}; statuses the engine produces before
- *    hale sees the request (some 400, 414, 431, 505) carry its own body.
+ *    Every error is a JSON body {"error": reason, "detail": "..."}.
+ *  - Every refusal of a malformed or over-limit request (400, 408, 413,
+ *    414, 417, 431, 501, 505) reaches the client with `Connection: close`,
+ *    calls on_reject with its reason and on_complete (the access line).
+ *  - Deadlines: the whole head within header_timeout_ms, the whole body
+ *    within body_timeout_ms (408 when an answer can still be sent), an
+ *    idle keep-alive connection is closed after idle_timeout_s.
+ *  - A response without a Cache-Control header gets `no-store`, and every
+ *    response carries Date and X-Request-Id.
  *  - Request framing is strict (RFC 9112): several or conflicting
  *    Content-Length, Content-Length with Transfer-Encoding, any coding other
  *    than exactly "chunked", header names that are not tokens, a missing or
  *    repeated Host are refused and the connection is closed after the
- *    response, so nothing can hide behind them.
- *  - After hale_http_set_draining(), every response carries
- *    `Connection: close`.
+ *    response, so nothing can hide behind them (see http_parse.h).
+ *  - After hale_http_set_draining(), idle keep-alive connections are
+ *    closed at once and every response carries `Connection: close`.
  *  Thread-safety: hale_http_* control functions may be called from any
  *  thread; hale_req_* / hale_resp_* only from the handler's thread during
  *  the call.
@@ -50,9 +61,11 @@ typedef struct hale_http_opts {
     unsigned max_connections_per_ip; /* 0 = unlimited */
     unsigned max_in_flight;        /* 0 = unlimited; else shed with 503 */
     size_t max_header_bytes;       /* request line + headers (431) */
+    unsigned max_headers;          /* header lines (431); 0 = 100 */
     size_t max_uri_bytes;          /* request target (414) */
     size_t max_body_bytes;         /* body (413) */
-    unsigned idle_timeout_s;       /* no byte for this long: dropped */
+    unsigned header_timeout_ms;    /* whole head must arrive within this; 0 = 10 s */
+    unsigned idle_timeout_s;       /* idle keep-alive connections are closed */
     unsigned body_timeout_ms;      /* whole body must arrive within this */
 } hale_http_opts;
 
@@ -106,10 +119,13 @@ void hale_http_set_draining(hale_http_server *s);
  * Returns 0, or -1 if already quiesced. */
 int hale_http_quiesce(hale_http_server *s);
 
-/* Requests currently between their first byte and their completion. */
+/* Requests whose head was received and whose answer is not yet sent. */
 unsigned hale_http_in_flight(const hale_http_server *s);
 
-/* Stops the server and closes every connection; frees s. */
+/* Stops the worker threads and closes every connection. A request still
+ * held by another thread (suspended) is cancelled safely: its
+ * hale_req_resume() later frees it instead of answering, and the server's
+ * memory lives until then. */
 void hale_http_stop(hale_http_server *s);
 
 /* Start time (hale_now_ns) of the longest-running handler call now in
@@ -133,8 +149,12 @@ const char *hale_req_query(const hale_req *r);             /* raw, "" if none */
 const char *hale_req_route(const hale_req *r);             /* template */
 /* Raw (percent-encoded) value of a route capture, or NULL. */
 const char *hale_req_param(const hale_req *r, const char *name, size_t *len);
-/* A request header (case-insensitive name), or NULL. */
+/* A request header (case-insensitive name), or NULL: the first field line
+ * of that name. */
 const char *hale_req_header(const hale_req *r, const char *name);
+/* Calls fn for every field line named `name` (case-insensitive), in order. */
+void hale_req_header_each(const hale_req *r, const char *name,
+                          void (*fn)(const char *value, void *arg), void *arg);
 /* The body (NUL-terminated for convenience; may contain NULs). */
 const char *hale_req_body(const hale_req *r, size_t *len);
 const char *hale_req_id(const hale_req *r);
@@ -147,14 +167,17 @@ int hale_percent_decode(const char *src, size_t n, bool plus_is_space, hale_buf 
  * Returns 1 when found, 0 when absent, -1 when malformed. */
 int hale_query_get(const char *query, const char *name, hale_buf *out);
 
-/* ---- asynchronous answers ----
+/* ---- deferred answers ----
  * A handler that hands its work to another thread (e.g. a store's writer,
  * so that one commit serves many connections) calls hale_req_suspend()
  * BEFORE handing it off and returns without a response: the worker thread
  * goes on serving other connections. The other thread then sets the
  * response with hale_resp_* and calls hale_req_resume() exactly once; from
- * the hand-off until then, only that thread may touch the request. The
- * request still counts as in flight, so a drain waits for it. */
+ * the hand-off until then, only that thread may touch the request (its
+ * headers and body stay valid). resume wakes the owning worker through an
+ * eventfd; it never blocks. The request still counts as in flight, so a
+ * drain waits for it; if the client went away meanwhile, or the server was
+ * stopped, resume frees it without answering. */
 void hale_req_suspend(hale_req *r);
 void hale_req_resume(hale_req *r);
 

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char *hale_req_method(const hale_req *r) { return r->method; }
 
@@ -27,7 +28,16 @@ const char *hale_req_param(const hale_req *r, const char *name, size_t *len) {
 }
 
 const char *hale_req_header(const hale_req *r, const char *name) {
-    return hale_engine_header(r->conn, name);
+    int i = r->fields ? hale_h1_find(r->buf, r->fields, r->nfields, name) : -1;
+    return i < 0 ? NULL : r->buf + r->fields[i].value_off;
+}
+
+void hale_req_header_each(const hale_req *r, const char *name,
+                          void (*fn)(const char *value, void *arg), void *arg) {
+    size_t len = strlen(name);
+    for (unsigned i = 0; r->fields && i < r->nfields; i++)
+        if (r->fields[i].name_len == len && strncasecmp(r->buf + r->fields[i].name_off, name, len) == 0)
+            fn(r->buf + r->fields[i].value_off, arg);
 }
 
 const char *hale_req_body(const hale_req *r, size_t *len) {
@@ -37,7 +47,7 @@ const char *hale_req_body(const hale_req *r, size_t *len) {
 
 const char *hale_req_id(const hale_req *r) { return r->req_id; }
 
-const char *hale_req_remote(const hale_req *r) { return r->remote; }
+const char *hale_req_remote(const hale_req *r) { return r->conn ? r->conn->remote : ""; }
 
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -48,7 +49,35 @@ int hale_log_init(const char *level_spec, const char *format, char *err, size_t 
 
 void hale_log_set_fd(int fd) { atomic_store_explicit(&g_fd, fd, memory_order_relaxed); }
 
-void hale_log_flush(void) {}
+/* ---- per-thread batches -------------------------------------------------
+ * A thread that called hale_log_batch_begin() (the HTTP workers) appends
+ * its lines to a buffer of its own and writes them with one write(2) when
+ * it is full or at hale_log_batch_flush(), which the worker calls before
+ * it waits for events: under load one write carries many access lines, and
+ * no line waits longer than one turn of the event loop. */
+#define BATCH_CAP (32 * 1024)
+static _Thread_local char *t_batch;
+static _Thread_local size_t t_batch_len;
+
+static void write_all(const char *p, size_t n);
+
+void hale_log_batch_begin(void) {
+    if (!t_batch) t_batch = xmalloc(BATCH_CAP);
+}
+
+void hale_log_batch_flush(void) {
+    if (!t_batch_len) return;
+    write_all(t_batch, t_batch_len);
+    t_batch_len = 0;
+}
+
+void hale_log_batch_end(void) {
+    hale_log_batch_flush();
+    free(t_batch);
+    t_batch = NULL;
+}
+
+void hale_log_flush(void) { hale_log_batch_flush(); }
 
 void hale_log_counters(uint64_t *truncated, uint64_t *dropped) {
     if (truncated) *truncated = atomic_load_explicit(&g_truncated, memory_order_relaxed);
@@ -332,8 +361,21 @@ static void put_field(line *w, const hale_log_field *f, bool json) {
     put(w, tmp, n);
 }
 
-/* Write the whole line with one write(2); see log.h for what that buys. */
+/* Write the whole line with one write(2) (or append it to this thread's
+ * batch); see log.h for what that buys. */
 static void emit(const char *p, size_t n) {
+    if (t_batch) {
+        if (t_batch_len + n > BATCH_CAP) hale_log_batch_flush();
+        if (n <= BATCH_CAP) {
+            memcpy(t_batch + t_batch_len, p, n);
+            t_batch_len += n;
+            return;
+        }
+    }
+    write_all(p, n);
+}
+
+static void write_all(const char *p, size_t n) {
     int fd = atomic_load_explicit(&g_fd, memory_order_relaxed);
     while (n > 0) {
         ssize_t r = write(fd, p, n);

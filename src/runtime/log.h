@@ -4,12 +4,16 @@
  *  - One event is one line: a JSON object (format "json") or a readable text
  *    line (format "text"), both carrying the same timestamp (RFC 3339 UTC
  *    with milliseconds), level, target, message and typed fields.
- *  - Every line leaves in exactly ONE write(2) call (a loop only resumes
+ *  - Every line leaves whole in ONE write(2) call (a loop only resumes
  *    after EINTR or a partial write), so lines from different threads never
  *    interleave on a regular file, a terminal, a datagram/seqpacket socket,
- *    or a pipe when the line is at most PIPE_BUF (4096) bytes. Known limit:
- *    a longer line written to a pipe may be split by the kernel, and then
- *    another thread's line can land between the pieces.
+ *    or a pipe when the write is at most PIPE_BUF (4096) bytes. Known limit:
+ *    a longer write to a pipe may be split by the kernel, and then another
+ *    thread's line can land between the pieces.
+ *  - A thread may batch (hale_log_batch_begin): its lines then leave
+ *    together, in order, when its buffer (32 KiB) fills or at
+ *    hale_log_batch_flush()/hale_log_flush(); the HTTP workers do this and
+ *    flush every time they wait for events and when they stop.
  *  - Any input is safe: quotes, backslashes, control characters, newlines
  *    and invalid UTF-8 in messages, keys and values are escaped, so a value
  *    can never forge a second line or break the JSON.
@@ -148,6 +152,10 @@ void hale_log_set_fd(int fd);
 /* Nothing is buffered (each line is written at once), so this only exists
  * so that shutdown code has one place to call; it returns immediately. */
 void hale_log_flush(void);
+/* Batch the calling thread's lines (see above); end flushes and stops it. */
+void hale_log_batch_begin(void);
+void hale_log_batch_flush(void);
+void hale_log_batch_end(void);
 
 /* Process-wide counts since start: lines cut to HALE_LOG_LINE_MAX, and
  * lines lost because write(2) failed (closed stdout, EAGAIN for over a

@@ -256,7 +256,7 @@ static int serve(hale_service *s) {
              HALE_F_UINT("unfinished", left));
     if (left) {
         /* A handler still runs past shutdown.timeout. Stopping the engine
-         * would wait for it (MHD_stop_daemon joins the workers), maybe past
+         * would wait for it (the worker running it is joined), maybe past
          * the orchestrator's grace period, and the store cannot be closed
          * under it. Leave now: acknowledged writes are already durable, and
          * the unanswered requests were never acknowledged. */

@@ -18,13 +18,16 @@ const hale_setting hale_runtime_settings[] = {
       "Requests in progress before new ones are shed with 503; 0 disables shedding."),
     I("server.max_header_bytes", "8192", 1024, 1048576, NULL,
       "Request line plus headers; larger requests get 431."),
+    I("server.max_headers", "100", 1, 10000, NULL, "Request header lines; more gets 431."),
     I("server.max_uri_bytes", "4096", 256, 65536, NULL, "Request target length; longer gets 414."),
     I("server.max_body_bytes", "1048576", 1, 1073741824, NULL,
-      "Request body; larger gets 413 (decided from Content-Length before reading)."),
-    D("server.idle_timeout", "30s", 1000, 3600000,
-      "A connection that sends nothing for this long is closed (slow headers included)."),
-    D("server.body_timeout", "30s", 100, 3600000,
-      "A request body must arrive completely within this time."),
+      "Request body; larger gets 413 (from Content-Length before reading, or as a chunked body grows)."),
+    D("server.header_timeout", "10s", 100, 3600000,
+      "A request's line and headers must arrive completely within this time (else 408)."),
+    D("server.idle_timeout", "15s", 1000, 3600000,
+      "A keep-alive connection with no request for this long is closed."),
+    D("server.body_timeout", "15s", 100, 3600000,
+      "A request body must arrive completely within this time (else 408)."),
     {"metrics.enabled", HALE_SETTING_BOOL, "true", 0, 0, NULL, NULL, 0,
      "Run the admin listener (/metrics and the health endpoints)."},
     {"metrics.host", HALE_SETTING_STRING, "0.0.0.0", 0, 0, NULL, NULL, 0,
@@ -63,6 +66,8 @@ void hale_service_http_opts(const hale_cfg *cfg, hale_http_opts *o) {
     o->max_header_bytes = (size_t)hale_cfg_int(cfg, "server.max_header_bytes");
     o->max_uri_bytes = (size_t)hale_cfg_int(cfg, "server.max_uri_bytes");
     o->max_body_bytes = (size_t)hale_cfg_int(cfg, "server.max_body_bytes");
+    o->max_headers = (unsigned)hale_cfg_int(cfg, "server.max_headers");
+    o->header_timeout_ms = (unsigned)hale_cfg_ms(cfg, "server.header_timeout");
     o->idle_timeout_s = (unsigned)((hale_cfg_ms(cfg, "server.idle_timeout") + 999) / 1000);
     o->body_timeout_ms = (unsigned)hale_cfg_ms(cfg, "server.body_timeout");
 }

@@ -203,7 +203,7 @@ def drive_mixed(h):
     assert h.request("DELETE", "/v1/kv/m1")[0] == 204
     assert h.request("POST", "/v1/kv/m1", b"")[0] == 405
     assert h.request("BREW", "/v1/kv/m1")[0] == 501
-    assert h.request("GET", '/odd/"quote"/\\back')[0] == 404
+    assert h.request("GET", '/odd/"quote"/\\back')[0] == 400  # outside RFC 3986: bad_target
     h.raw(b"GET /v1/kv/\xff\xfe\x01 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     h.raw(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
     h.raw(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n")

@@ -129,7 +129,11 @@ def refused(port, src, timeout=1.0):
 def test_admin_liveness_survives_slow_header_flood(hale_factory):  # R: Y9 Y1 H1
     raise_nofile()
     # a global limit below the flood, so that the main listener really fills
-    h = hale_factory(env={"APP_SERVER__MAX_CONNECTIONS": "2000", "APP_LOG__ACCESS": "false"})
+    # header_timeout (10 s by default) would drop the slow clients half way
+    # through the flood (test_http_strict.py proves that); here the main
+    # listener must stay full for the whole flood
+    h = hale_factory(env={"APP_SERVER__MAX_CONNECTIONS": "2000", "APP_LOG__ACCESS": "false",
+                          "APP_SERVER__HEADER_TIMEOUT": "120s", "APP_SERVER__IDLE_TIMEOUT": "120s"})
     flood = subprocess.Popen([sys.executable, __file__, "slowloris", str(h.port), str(SLOW_CLIENTS),
                               str(FLOOD_SECONDS), ",".join(FLOOD_SOURCES)],
                              stdout=subprocess.PIPE, text=True)

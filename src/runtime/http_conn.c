@@ -1,0 +1,830 @@
+/* http_conn: one connection's request cycle, on its worker's thread:
+ * read -> parse the head (http_parse) -> limits, routing, auth -> body ->
+ * handler (or hand-off to another thread) -> response -> keep-alive or
+ * close. Every refusal is answered (JSON, Connection: close), counted and
+ * logged; the socket is then shut for writing and its input drained for a
+ * moment ("lingering close") so the answer is not destroyed by a reset.
+ *
+ * Readiness is edge-triggered and registered once per connection: the
+ * connection remembers whether it may still read or write (`readable`,
+ * `writable`) and picks up where it stopped when its state allows, so no
+ * epoll_ctl is needed per request. */
+#include "http_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (256 * 1024)
+
+static void conn_drive(hale_conn *c);
+static void respond(hale_conn *c);
+static void terminate_head(hale_conn *c, const hale_h1_head *h);
+
+static uint64_t ms_ns(uint64_t ms) { return ms * 1000000u; }
+
+/* ---- small helpers ---- */
+
+static const char *const known_methods[] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+};
+
+static int method_known(const char *m) {
+    for (size_t i = 0; i < sizeof known_methods / sizeof *known_methods; i++)
+        if (strcmp(m, known_methods[i]) == 0) return 1;
+    return 0;
+}
+
+static uint64_t rng_next(void) {
+    static _Thread_local uint64_t s[2];
+    if (!s[0] && !s[1]) {
+        if (getrandom(s, sizeof s, 0) != (ssize_t)sizeof s) {
+            s[0] = hale_now_ns() ^ (uint64_t)(uintptr_t)&s;
+            s[1] = 0x9E3779B97F4A7C15ull;
+        }
+        s[0] |= 1;
+    }
+    uint64_t a = s[0], b = s[1];
+    s[0] = b;
+    a ^= a << 23;
+    s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+    return s[1] + b;
+}
+
+static int sane_request_id(const char *v) {
+    size_t n = strlen(v);
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+/* n lowercase hex digits; `nonzero`: not all zeros. */
+static int lower_hex(const char *p, size_t n, int nonzero) {
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return 0;
+        if (ch != '0') any = 1;
+    }
+    return !nonzero || any;
+}
+
+static void set_ids(hale_req *r) {
+    const char *rid = hale_req_header(r, "X-Request-Id");
+    if (rid && sane_request_id(rid)) {
+        snprintf(r->req_id, sizeof r->req_id, "%s", rid);
+    } else {
+        snprintf(r->req_id, sizeof r->req_id, "%016llx%016llx",
+                 (unsigned long long)rng_next(), (unsigned long long)rng_next());
+    }
+    /* traceparent (W3C Trace Context): <2 hex version>-<32 hex trace id>-
+     * <16 hex parent id>-<2 hex flags>, lowercase; version ff is invalid,
+     * version 00 is exactly 55 characters, a later version may append
+     * "-..." fields. Anything else is ignored, as the spec requires. */
+    const char *tp = hale_req_header(r, "traceparent");
+    r->trace_id[0] = '\0';
+    size_t n = tp ? strlen(tp) : 0;
+    if (n >= 55 && lower_hex(tp, 2, 0) && memcmp(tp, "ff", 2) != 0 && tp[2] == '-' &&
+        tp[35] == '-' && tp[52] == '-' && lower_hex(tp + 3, 32, 1) && lower_hex(tp + 36, 16, 1) &&
+        lower_hex(tp + 53, 2, 0) && (n == 55 || (memcmp(tp, "00", 2) != 0 && tp[55] == '-'))) {
+        memcpy(r->trace_id, tp + 3, 32);
+        r->trace_id[32] = '\0';
+    }
+}
+
+static const char *reason_phrase(int st) {
+    switch (st) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
+    default: return st < 300 ? "OK" : st < 400 ? "Redirect" : st < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* The IMF-fixdate of now, cached per second on the worker. */
+static const char *http_date(hale_http_worker *w) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != w->date_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        w->date_sec = ts.tv_sec;
+    }
+    return w->date;
+}
+
+/* ---- buffers ---- */
+
+static size_t fields_bytes(const hale_http_server *s) {
+    return ((size_t)s->limits.max_fields * sizeof(hale_h1_field) + 15) & ~(size_t)15;
+}
+
+static void buffer_get(hale_conn *c) {
+    if (c->in) return;
+    hale_http_worker *w = c->w;
+    size_t fb = fields_bytes(w->srv);
+    char *b = w->nspare ? w->spare[--w->nspare] : xmalloc(fb + w->srv->buf_size);
+    c->fields = (hale_h1_field *)(void *)b;
+    c->in = b + fb;
+    c->in_cap = w->srv->buf_size;
+    c->in_len = 0;
+}
+
+static void buffer_put(hale_conn *c) {
+    if (!c->in) return;
+    hale_http_worker *w = c->w;
+    char *b = (char *)c->fields;
+    if (w->nspare < sizeof w->spare / sizeof *w->spare) w->spare[w->nspare++] = b;
+    else free(b);
+    c->in = NULL;
+    c->fields = NULL;
+    c->in_len = c->in_cap = 0;
+}
+
+/* ---- opening and closing ---- */
+
+void hale_conn_open(hale_http_worker *w, int fd, const char *remote, hale_ip_node *ip) {
+    hale_conn *c = xcalloc(1, sizeof *c);
+    c->w = w;
+    c->fd = fd;
+    c->ip = ip;
+    c->state = CONN_IDLE;
+    snprintf(c->remote, sizeof c->remote, "%s", remote);
+    hale_buf_init(&c->out);
+    hale_buf_init(&c->req.body);
+    c->req.srv = w->srv;
+    c->req.conn = c;
+    c->deadline_ns = hale_now_ns() + (uint64_t)w->srv->o.idle_timeout_s * 1000000000u;
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        c->state = CONN_LINGER; /* closed by the next sweep */
+        c->deadline_ns = 1;
+    }
+}
+
+static void unlink_conn(hale_conn *c) {
+    hale_http_worker *w = c->w;
+    if (c->prev) c->prev->next = c->next;
+    else w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    w->nconns--;
+}
+
+/* Tells the hooks how the current request ended, once. */
+static void report(hale_conn *c, int status) {
+    hale_req *r = &c->req;
+    hale_http_server *s = c->w->srv;
+    if (s->hooks.on_complete && !atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+        hale_http_event ev = {
+            .server = s->name,
+            .method = r->method ? r->method : "",
+            .route = r->route_label ? r->route_label : "unmatched",
+            .route_index = r->route_index,
+            .path = r->uri ? r->uri : "",
+            .status = status,
+            .bytes_in = r->bytes_in,
+            .bytes_out = status && !r->head_only ? r->resp_len : 0,
+            .duration_ns = hale_now_ns() - r->t_start_ns,
+            .remote = c->remote,
+            .request_id = r->req_id,
+            .trace_id = r->trace_id,
+            .reject_reason = r->reject_reason,
+        };
+        s->hooks.on_complete(&ev, s->hooks.arg);
+    }
+    if (c->counted) {
+        atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+        c->counted = 0;
+    }
+}
+
+/* Clears the request for the next one on this connection. */
+static void req_clear(hale_conn *c) {
+    hale_req *r = &c->req;
+    hale_req_reset_response(r);
+    hale_buf body = r->body;
+    if (body.cap > 64 * 1024) { hale_buf_free(&body); hale_buf_init(&body); }
+    body.len = 0;
+    memset(r, 0, sizeof *r);
+    r->body = body;
+    r->srv = c->w->srv;
+    r->conn = c;
+    hale_h1_reset(&c->parser);
+    hale_h1_chunked_reset(&c->chunk);
+    c->head_len = c->body_pos = 0;
+    c->body_left = 0;
+    c->chunked = 0;
+    c->out.len = 0;
+    c->out_off = 0;
+}
+
+static void conn_release(hale_conn *c) {
+    hale_req_reset_response(&c->req);
+    hale_buf_free(&c->req.body);
+    hale_buf_free(&c->out);
+    buffer_put(c);
+    if (c->ip) hale_http_ip_release(c->w->srv, c->ip);
+    atomic_fetch_sub_explicit(&c->w->srv->nconns, 1, memory_order_relaxed);
+    free(c);
+}
+
+/* Closes the socket; a request in progress ends with status 0. */
+static void conn_close(hale_conn *c) {
+    if (c->state == CONN_HEAD && c->req.method) report(c, 0);
+    else if (c->state == CONN_BODY || c->state == CONN_WRITE) report(c, 0);
+    unlink_conn(c);
+    close(c->fd);
+    c->fd = -1;
+    if (c->state == CONN_HANDLER) {
+        c->dead = 1; /* another thread holds the request: freed on resume */
+        return;
+    }
+    conn_release(c);
+}
+
+void hale_conn_free_dead(hale_conn *c) {
+    report(c, 0);
+    conn_release(c);
+}
+
+/* Shuts the write side and reads what the client still sends, so that
+ * our answer is not lost to a reset caused by unread input. */
+static void linger(hale_conn *c) {
+    int unread = c->readable || c->in_len > c->body_pos || c->rdhup;
+    c->state = CONN_LINGER; /* reported already: closing reports nothing more */
+    if (!unread) {
+        conn_close(c);
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    req_clear(c);
+    c->in_len = 0;
+    c->deadline_ns = hale_now_ns() + ms_ns(LINGER_MS);
+    conn_drive(c);
+}
+
+/* ---- reading ---- */
+
+/* Reads into the input buffer's free tail. Returns 1 when bytes came,
+ * 0 when none are there now, -1 when the peer closed or the socket failed. */
+static int fill(hale_conn *c) {
+    buffer_get(c);
+    if (c->in_len == c->in_cap) return 0;
+    for (;;) {
+        size_t room = c->in_cap - c->in_len;
+        ssize_t n = read(c->fd, c->in + c->in_len, room);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            /* a short read drained a stream socket (epoll(7)); after the
+             * peer's FIN, read on until read() says 0 */
+            if ((size_t)n < room && !c->rdhup) c->readable = 0;
+            return 1;
+        }
+        if (n == 0) return -1;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { c->readable = 0; return 0; }
+        return -1;
+    }
+}
+
+/* ---- refusals ---- */
+
+static void refuse(hale_conn *c, int status, const char *reason, const char *detail) {
+    hale_req *r = &c->req;
+    hale_http_server *s = c->w->srv;
+    r->reject_reason = reason;
+    r->close_after = 1;
+    if (!r->t_start_ns) r->t_start_ns = hale_now_ns();
+    if (!r->req_id[0])
+        snprintf(r->req_id, sizeof r->req_id, "%016llx%016llx",
+                 (unsigned long long)rng_next(), (unsigned long long)rng_next());
+    if (s->hooks.on_reject) s->hooks.on_reject(s->name, reason, s->hooks.arg);
+    hale_resp_error(r, status, reason, detail);
+    respond(c);
+}
+
+/* A decided answer: when a body may follow it is not read, so the
+ * connection closes after the answer. */
+static void answer_early(hale_conn *c) {
+    if (c->body_left || c->chunked) c->req.close_after = 1;
+    respond(c);
+}
+
+/* A refused head: its method, target and (when complete) fields are kept
+ * for the access line and the echoed request id. */
+static void keep_what_parsed(hale_conn *c) {
+    int prog = hale_h1_progress(&c->parser);
+    if (!prog) return;
+    hale_h1_head h = c->parser.head;
+    h.nfields = prog == 2 ? c->parser.nfields : 0;
+    terminate_head(c, &h);
+    hale_req *r = &c->req;
+    r->method = c->in + h.method_off;
+    r->uri = c->in + h.target_off;
+    r->uri_len = r->path_len = h.target_len;
+    r->query = "";
+    if (prog == 2) {
+        r->buf = c->in;
+        r->fields = c->fields;
+        r->nfields = h.nfields;
+        set_ids(r);
+    }
+}
+
+/* ---- the request ---- */
+
+static void run_handler(hale_conn *c) {
+    hale_req *r = &c->req;
+    hale_http_server *s = c->w->srv;
+    static _Thread_local const hale_http_server *tl_srv;
+    static _Thread_local int tl_slot = -1;
+    if (tl_srv != s) {
+        unsigned slot = atomic_fetch_add(&s->next_slot, 1);
+        tl_srv = s;
+        tl_slot = slot < HALE_HTTP_MAX_BUSY_SLOTS ? (int)slot : -1;
+    }
+    if (!r->body.data) hale_buf_append(&r->body, "", 0);
+    if (tl_slot >= 0) atomic_store_explicit(&s->busy[tl_slot], hale_now_ns(), memory_order_relaxed);
+    c->state = CONN_HANDLER;
+    r->match.route->fn(r, r->match.route->arg);
+    if (tl_slot >= 0) atomic_store_explicit(&s->busy[tl_slot], 0, memory_order_relaxed);
+    /* a suspended request belongs to another thread now: do not touch it */
+    if (r->suspended) return;
+    if (!r->status) hale_resp_error(r, 500, "internal", "the handler produced no response");
+    respond(c);
+}
+
+/* Writes `HTTP/1.1 100 Continue` (RFC 9110 10.1.1): only once routing,
+ * auth and the size check let the request through, and only when no body
+ * byte has arrived yet. Returns 0, or -1 when the socket failed. */
+static int send_continue(hale_conn *c) {
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t n;
+    do n = send(c->fd, msg, sizeof msg - 1, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)(sizeof msg - 1) ? 0 : -1;
+}
+
+/* NUL-terminates the head's strings in place (each is followed by SP, ':',
+ * OWS or CR, which the parse no longer needs). */
+static void terminate_head(hale_conn *c, const hale_h1_head *h) {
+    char *b = c->in;
+    b[h->method_off + h->method_len] = '\0';
+    b[h->target_off + h->target_len] = '\0';
+    for (unsigned i = 0; i < h->nfields; i++) {
+        b[c->fields[i].name_off + c->fields[i].name_len] = '\0';
+        b[c->fields[i].value_off + c->fields[i].value_len] = '\0';
+    }
+}
+
+/* Returns 0, or -1 when the connection is gone. */
+static int begin_request(hale_conn *c, const hale_h1_head *h) {
+    hale_http_server *s = c->w->srv;
+    hale_req *r = &c->req;
+    terminate_head(c, h);
+    char *b = c->in;
+    c->head_len = c->body_pos = h->head_len;
+    c->keep_alive = h->keep_alive;
+    r->buf = b;
+    r->fields = c->fields;
+    r->nfields = h->nfields;
+    r->method = b + h->method_off;
+    size_t po = h->path_off, pl = h->path_len;
+    if (h->form == HALE_H1_ABSOLUTE && (pl == 0 || b[po] != '/')) {
+        /* "http://host" or "http://host?q": the path is "/" (RFC 9112
+         * 3.2.2); the authority's last byte is no longer needed */
+        b[--po] = '/';
+        pl++;
+    }
+    r->uri = b + po;
+    r->uri_len = pl;
+    const char *q = memchr(r->uri, '?', pl);
+    r->path_len = q ? (size_t)(q - r->uri) : pl;
+    r->query = q ? q + 1 : "";
+    r->head_only = strcmp(r->method, "HEAD") == 0;
+    set_ids(r);
+    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+    c->counted = 1;
+    c->chunked = h->chunked;
+    c->body_left = h->has_content_length ? h->content_length : 0;
+
+    if (!method_known(r->method)) {
+        refuse(c, 501, "unknown_method", "the method is not implemented");
+        return 0;
+    }
+    if (h->has_content_length && h->content_length > s->o.max_body_bytes) {
+        refuse(c, 413, "body_too_large", "the request body is larger than the limit");
+        return 0;
+    }
+    hale_match_result mr = hale_router_match(s->router, r->method, r->uri, r->path_len, &r->match);
+    if (mr != HALE_MATCH_OK) {
+        if (mr == HALE_MATCH_METHOD) {
+            hale_resp_error(r, 405, "method_not_allowed", "the method is not allowed on this resource");
+            hale_resp_header(r, "Allow", r->match.allow);
+        } else {
+            hale_resp_error(r, 404, "not_found", "no such resource");
+        }
+        answer_early(c);
+        return 0;
+    }
+    const hale_route *rt = r->match.route;
+    r->route_label = rt->tmpl;
+    r->route_index = rt->index;
+    if (s->o.max_in_flight && !(rt->flags & HALE_ROUTE_NO_SHED) &&
+        atomic_load_explicit(&s->in_flight, memory_order_relaxed) > s->o.max_in_flight) {
+        r->reject_reason = "shed";
+        if (s->hooks.on_reject) s->hooks.on_reject(s->name, "shed", s->hooks.arg);
+        hale_resp_error(r, 503, "overloaded", "too many requests in flight; retry shortly");
+        hale_resp_header(r, "Retry-After", "1");
+        answer_early(c);
+        return 0;
+    }
+    if ((rt->flags & HALE_ROUTE_BODY) && !h->has_content_length && !h->chunked) {
+        hale_resp_error(r, 411, "length_required", "a Content-Length or chunked body is required");
+        answer_early(c);
+        return 0;
+    }
+    if ((rt->flags & HALE_ROUTE_AUTH) && s->hooks.auth && !s->hooks.auth(r, s->hooks.auth_arg)) {
+        if (!r->status) hale_resp_error(r, 401, "unauthorized", "missing or invalid credentials");
+        answer_early(c);
+        return 0;
+    }
+    if (!c->body_left && !c->chunked) {
+        run_handler(c);
+        return 0;
+    }
+    if (h->expect_continue && c->in_len == c->body_pos && send_continue(c) != 0) {
+        conn_close(c);
+        return -1;
+    }
+    if (c->body_left) hale_buf_reserve(&r->body, (size_t)c->body_left);
+    c->state = CONN_BODY;
+    c->deadline_ns = hale_now_ns() + ms_ns(s->o.body_timeout_ms);
+    return 0;
+}
+
+/* Moves body bytes from the input buffer into the request. Returns 1 when
+ * the body is complete, 0 when more is needed, -1 after a refusal. */
+static int take_body(hale_conn *c) {
+    hale_req *r = &c->req;
+    hale_http_server *s = c->w->srv;
+    size_t avail = c->in_len - c->body_pos;
+    if (!c->chunked) {
+        size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+        hale_buf_append(&r->body, c->in + c->body_pos, take);
+        c->body_pos += take;
+        c->body_left -= take;
+        r->bytes_in += take;
+        return c->body_left == 0;
+    }
+    while (c->body_pos < c->in_len) {
+        size_t used = 0, off = 0, len = 0;
+        hale_h1_error err;
+        hale_h1_chunk_status st = hale_h1_chunked_feed(&c->chunk, c->in + c->body_pos,
+                                                       c->in_len - c->body_pos, &s->limits,
+                                                       &used, &off, &len, &err);
+        if (st == HALE_H1_CHUNK_ERROR) {
+            refuse(c, err.status, err.reason, err.detail);
+            return -1;
+        }
+        if (st == HALE_H1_CHUNK_DATA) {
+            if (r->body.len + len > s->o.max_body_bytes) {
+                refuse(c, 413, "chunked_body_too_large", "the request body is larger than the limit");
+                return -1;
+            }
+            hale_buf_append(&r->body, c->in + c->body_pos + off, len);
+        }
+        c->body_pos += used;
+        r->bytes_in += used;
+        if (st == HALE_H1_CHUNK_DONE) return 1;
+    }
+    return 0;
+}
+
+/* Reads a Content-Length body straight into the request's buffer. */
+static int read_body_direct(hale_conn *c) {
+    hale_buf *b = &c->req.body;
+    hale_buf_reserve(b, (size_t)c->body_left);
+    for (;;) {
+        ssize_t n = read(c->fd, b->data + b->len, (size_t)c->body_left);
+        if (n > 0) {
+            if ((uint64_t)n < c->body_left && !c->rdhup) c->readable = 0;
+            b->len += (size_t)n;
+            b->data[b->len] = '\0';
+            c->body_left -= (uint64_t)n;
+            c->req.bytes_in += (uint64_t)n;
+            return 1;
+        }
+        if (n == 0) return -1;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { c->readable = 0; return 0; }
+        return -1;
+    }
+}
+
+/* ---- the response ---- */
+
+static int has_header(const hale_req *r, const char *name) {
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->hname[i], name) == 0) return 1;
+    return 0;
+}
+
+static void respond(hale_conn *c) {
+    hale_req *r = &c->req;
+    hale_http_server *s = c->w->srv;
+    hale_buf *o = &c->out;
+    int st = r->status;
+    int no_body = st == 204 || st == 304 || st < 200;
+    int close = r->close_after || !c->keep_alive ||
+                atomic_load_explicit(&s->draining, memory_order_relaxed) ||
+                atomic_load_explicit(&s->stopping, memory_order_relaxed);
+    c->keep_alive = !close;
+    char line[64];
+    o->len = 0;
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: ", st, reason_phrase(st));
+    hale_buf_puts(o, line);
+    hale_buf_puts(o, http_date(c->w));
+    if (r->ctype && !no_body) {
+        hale_buf_puts(o, "\r\nContent-Type: ");
+        hale_buf_puts(o, r->ctype);
+    }
+    if (!no_body) {
+        snprintf(line, sizeof line, "\r\nContent-Length: %zu", r->resp_len);
+        hale_buf_puts(o, line);
+    }
+    for (size_t i = 0; i < r->nheaders; i++) {
+        hale_buf_puts(o, "\r\n");
+        hale_buf_puts(o, r->hname[i]);
+        hale_buf_puts(o, ": ");
+        hale_buf_puts(o, r->hvalue[i]);
+    }
+    if (!has_header(r, "Cache-Control")) hale_buf_puts(o, "\r\nCache-Control: no-store");
+    if (r->req_id[0]) {
+        hale_buf_puts(o, "\r\nX-Request-Id: ");
+        hale_buf_puts(o, r->req_id);
+    }
+    if (close) hale_buf_puts(o, "\r\nConnection: close");
+    else if (c->parser.head.minor == 0) hale_buf_puts(o, "\r\nConnection: keep-alive");
+    hale_buf_puts(o, "\r\n\r\n");
+    if (no_body) r->resp_len = 0; /* HEAD keeps it: flush_out sends no body */
+    c->out_off = 0;
+    c->state = CONN_WRITE;
+    c->deadline_ns = hale_now_ns() + (uint64_t)s->o.idle_timeout_s * 1000000000u;
+}
+
+/* The response went out: report it, then keep the connection (returns 1)
+ * or close it (0: the connection may be gone). */
+static int finish(hale_conn *c) {
+    hale_req *r = &c->req;
+    report(c, r->status);
+    c->served++;
+    size_t used = c->body_pos;
+    if (!c->keep_alive) {
+        linger(c);
+        return 0;
+    }
+    size_t left = c->in_len > used ? c->in_len - used : 0;
+    if (left) memmove(c->in, c->in + used, left);
+    req_clear(c);
+    c->in_len = left;
+    c->state = CONN_IDLE;
+    c->deadline_ns = hale_now_ns() + (uint64_t)c->w->srv->o.idle_timeout_s * 1000000000u;
+    if (!left && !c->readable) buffer_put(c);
+    return 1;
+}
+
+/* Sends what is left of the response. Returns 1 when all was sent, 0 when
+ * the socket is full, -1 when it failed. */
+static int flush_out(hale_conn *c) {
+    hale_req *r = &c->req;
+    size_t head = c->out.len;
+    size_t body = r->head_only ? 0 : r->resp_len;
+    while (c->out_off < head + body) {
+        struct iovec iov[2];
+        int n = 0;
+        if (c->out_off < head) {
+            iov[n].iov_base = c->out.data + c->out_off;
+            iov[n++].iov_len = head - c->out_off;
+            if (body) { iov[n].iov_base = r->resp_body; iov[n++].iov_len = body; }
+        } else {
+            iov[n].iov_base = r->resp_body + (c->out_off - head);
+            iov[n++].iov_len = head + body - c->out_off;
+        }
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        if (w > 0) { c->out_off += (size_t)w; continue; }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { c->writable = 0; return 0; }
+        return -1;
+    }
+    return 1;
+}
+
+/* ---- the state machine ---- */
+
+static void conn_drive(hale_conn *c) {
+    hale_http_server *s = c->w->srv;
+    for (;;) {
+        switch (c->state) {
+        case CONN_IDLE:
+        case CONN_HEAD: {
+            if (c->in_len > c->parser.pos) {
+                if (c->state == CONN_IDLE) {
+                    c->state = CONN_HEAD;
+                    c->req.t_start_ns = hale_now_ns();
+                    c->req.route_label = "unmatched";
+                    c->req.route_index = UINT32_MAX;
+                    uint64_t idle = c->req.t_start_ns + (uint64_t)s->o.idle_timeout_s * 1000000000u;
+                    uint64_t whole = c->req.t_start_ns + ms_ns(s->o.header_timeout_ms);
+                    c->deadline_ns = idle < whole ? idle : whole;
+                }
+                hale_h1_head h;
+                hale_h1_error err;
+                hale_h1_status st = hale_h1_parse(&c->parser, c->in, c->in_len, &s->limits,
+                                                  c->fields, &h, &err);
+                if (st == HALE_H1_DONE) {
+                    if (begin_request(c, &h) != 0) return;
+                    continue;
+                }
+                if (st == HALE_H1_ERROR) {
+                    keep_what_parsed(c);
+                    c->body_pos = c->in_len;
+                    refuse(c, err.status, err.reason, err.detail);
+                    continue;
+                }
+                if (c->in_len == c->in_cap) { /* cannot happen: the parser refuses first */
+                    refuse(c, 431, "headers_too_large", "the request head is larger than the limit");
+                    continue;
+                }
+            }
+            /* draining: a keep-alive connection between requests closes; a
+             * new one is still served (its request may be on the way) */
+            if (c->state == CONN_IDLE && c->served && !c->readable &&
+                atomic_load_explicit(&s->draining, memory_order_relaxed)) {
+                conn_close(c);
+                return;
+            }
+            if (!c->readable) {
+                if (c->state == CONN_IDLE && !c->in_len) buffer_put(c);
+                return;
+            }
+            int got = fill(c);
+            if (got < 0) { conn_close(c); return; }
+            if (got > 0 && c->state == CONN_HEAD) {
+                /* the head's deadline: all of it within header_timeout, and
+                 * no pause longer than idle_timeout */
+                uint64_t idle = hale_now_ns() + (uint64_t)s->o.idle_timeout_s * 1000000000u;
+                uint64_t whole = c->req.t_start_ns + ms_ns(s->o.header_timeout_ms);
+                c->deadline_ns = idle < whole ? idle : whole;
+            }
+            continue;
+        }
+        case CONN_BODY: {
+            int done = take_body(c);
+            if (done < 0) continue;
+            if (done) { run_handler(c); continue; }
+            /* all buffered input was taken: reuse the space after the head */
+            c->in_len = c->body_pos = c->head_len;
+            if (!c->readable) return;
+            int got = (!c->chunked && c->body_left) ? read_body_direct(c) : fill(c);
+            if (got < 0) { conn_close(c); return; }
+            if (!c->chunked && !c->body_left) { run_handler(c); continue; }
+            continue;
+        }
+        case CONN_HANDLER:
+            return;
+        case CONN_WRITE: {
+            int sent = flush_out(c);
+            if (sent < 0) { conn_close(c); return; }
+            if (sent == 0) return;
+            if (!finish(c)) return;
+            continue;
+        }
+        case CONN_LINGER: {
+            char sink[4096];
+            for (;;) {
+                ssize_t n = read(c->fd, sink, sizeof sink);
+                if (n > 0) {
+                    c->linger_bytes += (size_t)n;
+                    if (c->linger_bytes > LINGER_MAX_BYTES) { conn_close(c); return; }
+                    continue;
+                }
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { c->readable = 0; return; }
+                conn_close(c); /* EOF or error */
+                return;
+            }
+        }
+        default:
+            return;
+        }
+    }
+}
+
+void hale_conn_event(hale_conn *c, unsigned events) {
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) c->readable = 1;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) { c->rdhup = 1; c->readable = 1; }
+    if (events & EPOLLOUT) c->writable = 1;
+    if (c->state == CONN_WRITE && !c->writable && !(events & (EPOLLHUP | EPOLLERR))) return;
+    conn_drive(c);
+}
+
+void hale_conn_resumed(hale_conn *c) {
+    if (c->dead) {
+        hale_conn_free_dead(c);
+        return;
+    }
+    respond(c);
+    c->writable = 1;
+    conn_drive(c);
+}
+
+void hale_conn_sweep(hale_http_worker *w, uint64_t now) {
+    hale_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (!c->deadline_ns || now < c->deadline_ns) continue;
+        c->deadline_ns = 0;
+        switch (c->state) {
+        case CONN_HEAD:
+            c->body_pos = c->in_len;
+            refuse(c, 408, "header_timeout", "the request head did not arrive in time");
+            conn_drive(c);
+            break;
+        case CONN_BODY:
+            c->body_pos = c->in_len;
+            refuse(c, 408, "body_timeout", "the request body did not arrive in time");
+            conn_drive(c);
+            break;
+        case CONN_HANDLER:
+            break;
+        default: /* idle keep-alive, a client that stopped reading, lingering */
+            conn_close(c);
+            break;
+        }
+    }
+}
+
+void hale_conn_drain_idle(hale_http_worker *w) {
+    hale_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_IDLE && c->in_len == 0 && c->served) conn_close(c);
+    }
+}
+
+void hale_conn_close_all(hale_http_worker *w) {
+    while (w->conns) conn_close(w->conns);
+    while (w->nspare) free(w->spare[--w->nspare]);
+}
