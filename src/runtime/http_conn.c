@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #define LINGER_MS 2000
-#define LINGER_MAX_BYTES (256 * 1024)
+#define LINGER_MAX_BYTES ((size_t)256 * 1024)
 
 static void conn_drive(hale_conn *c);
 static void respond(hale_conn *c);
@@ -253,7 +253,7 @@ static void req_clear(hale_conn *c) {
     hale_req *r = &c->req;
     hale_req_reset_response(r);
     hale_buf body = r->body;
-    if (body.cap > 64 * 1024) { hale_buf_free(&body); hale_buf_init(&body); }
+    if (body.cap > (size_t)64 * 1024) { hale_buf_free(&body); hale_buf_init(&body); }
     body.len = 0;
     memset(r, 0, sizeof *r);
     r->body = body;
@@ -280,8 +280,8 @@ static void conn_release(hale_conn *c) {
 
 /* Closes the socket; a request in progress ends with status 0. */
 static void conn_close(hale_conn *c) {
-    if (c->state == CONN_HEAD && c->req.method) report(c, 0);
-    else if (c->state == CONN_BODY || c->state == CONN_WRITE) report(c, 0);
+    if ((c->state == CONN_HEAD && c->req.method) || c->state == CONN_BODY || c->state == CONN_WRITE)
+        report(c, 0);
     unlink_conn(c);
     close(c->fd);
     c->fd = -1;
@@ -825,6 +825,10 @@ void hale_conn_drain_idle(hale_http_worker *w) {
 }
 
 void hale_conn_close_all(hale_http_worker *w) {
-    while (w->conns) conn_close(w->conns);
+    hale_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
     while (w->nspare) free(w->spare[--w->nspare]);
 }

@@ -4,6 +4,7 @@
  * framing decisions; a second state machine for the chunked coding. */
 #include "http_parse.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -90,6 +91,18 @@ int hale_h1_lists(const char *v, size_t len, const char *token) {
     return 0;
 }
 
+static int valid_host(const char *v, size_t n);
+
+/* The target so far, t[0..k), is an http(s) URI still in its authority,
+ * where an IP-literal's '[' and ']' may appear (RFC 3986 3.2.2). */
+static int in_authority(const char *t, size_t k) {
+    size_t sl;
+    if (k >= 7 && strncasecmp(t, "http://", 7) == 0) sl = 7;
+    else if (k >= 8 && strncasecmp(t, "https://", 8) == 0) sl = 8;
+    else return 0;
+    return !memchr(t + sl, '/', k - sl) && !memchr(t + sl, '?', k - sl);
+}
+
 /* The request line is complete: check the target and version. */
 static hale_h1_status finish_request_line(hale_h1_parser *p, const char *buf, hale_h1_error *err) {
     hale_h1_head *h = &p->head;
@@ -104,14 +117,7 @@ static hale_h1_status finish_request_line(hale_h1_parser *p, const char *buf, ha
         return BAD("bad_version", "the request line must end with HTTP/1.0 or HTTP/1.1");
     }
     const char *t = buf + h->target_off;
-    size_t n = h->target_len;
-    for (size_t i = 0; i < n; i++) {
-        if (t[i] == '%') {
-            if (i + 2 >= n || !IS(t[i + 1], C_HEX) || !IS(t[i + 2], C_HEX))
-                return BAD("bad_target", "a '%' in the target must be followed by two hex digits");
-            i += 2;
-        }
-    }
+    size_t n = h->target_len; /* its characters and '%' escapes were checked byte by byte */
     h->form = HALE_H1_ORIGIN;
     h->path_off = h->target_off;
     h->path_len = h->target_len;
@@ -131,10 +137,11 @@ static hale_h1_status finish_request_line(hale_h1_parser *p, const char *buf, ha
     size_t a = sl;
     while (a < n && t[a] != '/' && t[a] != '?') {
         if (t[a] == '@') return BAD("bad_target", "a target URI must not carry userinfo");
-        if (!IS(t[a], C_HOST)) return BAD("bad_target", "the target URI's authority is malformed");
         a++;
     }
     if (a == sl || t[sl] == ':') return BAD("bad_target", "the target URI has an empty host");
+    /* the same host [":" port] grammar as the Host field */
+    if (!valid_host(t + sl, a - sl)) return BAD("bad_target", "the target URI's authority is malformed");
     h->form = HALE_H1_ABSOLUTE;
     h->path_off = h->target_off + (uint32_t)a;
     h->path_len = (uint32_t)(n - a);
@@ -149,15 +156,37 @@ static void target_authority(const hale_h1_head *h, const char *buf, const char 
     *alen = h->path_off - h->target_off - sl;
 }
 
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]" (RFC 3986 3.2.2): the
+ * part between the brackets. */
+static int valid_ip_literal(const char *s, size_t n) {
+    if (n >= 3 && (s[0] == 'v' || s[0] == 'V')) { /* "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+        size_t i = 1;
+        while (i < n && IS(s[i], C_HEX)) i++;
+        if (i == 1 || i + 1 >= n || s[i] != '.') return 0;
+        for (i++; i < n; i++)
+            if (!IS(s[i], C_HOST) || s[i] == '%' || s[i] == '[' || s[i] == ']') return 0;
+        return 1;
+    }
+    char tmp[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    if (n == 0 || n >= sizeof tmp) return 0;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    return inet_pton(AF_INET6, tmp, &a) == 1;
+}
+
 static int valid_host(const char *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!IS(v[i], C_HOST)) return 0;
+        /* pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 2.1) */
+        if (v[i] == '%' && (i + 2 >= n || !IS(v[i + 1], C_HEX) || !IS(v[i + 2], C_HEX))) return 0;
+    }
     if (n && v[0] == ':') return 0;
     /* a port, when present, is digits */
     const char *colon = NULL;
     if (n && v[0] == '[') {
         const char *rb = memchr(v, ']', n);
-        if (!rb) return 0;
+        if (!rb || !valid_ip_literal(v + 1, (size_t)(rb - v - 1))) return 0;
         if ((size_t)(rb - v) + 1 < n) {
             if (rb[1] != ':') return 0;
             colon = rb + 1;
@@ -278,21 +307,32 @@ hale_h1_status hale_h1_parse(hale_h1_parser *p, const char *buf, size_t len,
             p->skipped = pos + 1;
             p->state = S_START;
             break;
-        case S_TARGET:
+        case S_TARGET: {
+            /* k target bytes before c; a '%' must be followed by two hex
+             * digits (RFC 3986 2.1), refused at the first byte that is not */
+            const char *t = buf + h->target_off;
+            size_t k = pos - h->target_off;
+            int pct_open = (k >= 1 && t[k - 1] == '%') || (k >= 2 && t[k - 2] == '%');
             if (c == ' ') {
-                if (pos == h->target_off)
+                if (k == 0)
                     return BAD("bad_request_line", "the request line must be: method SP target SP HTTP/1.x");
-                h->target_len = (uint32_t)(pos - h->target_off);
+                if (pct_open) return BAD("bad_target", "a '%' in the target must be followed by two hex digits");
+                h->target_len = (uint32_t)k;
                 p->line_start = pos + 1;
                 p->state = S_VERSION;
                 break;
             }
-            if (pos - h->target_off >= lim->max_target_bytes)
+            if (k >= lim->max_target_bytes)
                 return fail(err, 414, "uri_too_long", "the request target is longer than the limit");
-            if (IS(c, C_TARGET)) break;
+            if (IS(c, C_TARGET) || ((c == '[' || c == ']') && in_authority(t, k))) {
+                if (pct_open && !IS(c, C_HEX))
+                    return BAD("bad_target", "a '%' in the target must be followed by two hex digits");
+                break;
+            }
             if (c == '\n') return BAD("bare_lf", "lines must end with CRLF");
             if (c == '\r') return BAD("bad_request_line", "the request line must be: method SP target SP HTTP/1.x");
             return BAD("bad_target", "the request target has a character RFC 3986 does not allow");
+        }
         case S_VERSION:
             if (c == '\r') {
                 p->pos = pos;

@@ -8,7 +8,7 @@
  * one worker wakes per incoming connection. Each worker also watches an
  * eventfd through which other threads wake it: a resumed request, an
  * adopted socket, the drain, the quiesce, the stop. */
-#define _GNU_SOURCE 1
+#define _GNU_SOURCE 1 /* accept4 */ // NOLINT(bugprone-reserved-identifier)
 #include "http_internal.h"
 #include "log.h"
 
@@ -132,6 +132,7 @@ static void accept_some(hale_http_worker *w) {
     hale_http_server *s = w->srv;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
+        memset(&sa, 0, sizeof sa);
         socklen_t len = sizeof sa;
         int fd = accept4(s->lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -216,7 +217,7 @@ static void *worker_main(void *arg) {
         uint64_t now = hale_now_ns();
         if (now >= w->next_sweep_ns) {
             hale_conn_sweep(w, now);
-            w->next_sweep_ns = now + SWEEP_MS * 1000000u;
+            w->next_sweep_ns = now + (uint64_t)SWEEP_MS * 1000000u;
         }
     }
     /* Stopping: close everything; a request another thread still holds is
@@ -298,6 +299,7 @@ static int open_listener(hale_http_server *s, const hale_http_opts *o, char *err
     }
     freeaddrinfo(ai);
     struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa);
     socklen_t len = sizeof sa;
     getsockname(fd, (struct sockaddr *)&sa, &len);
     s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
@@ -352,7 +354,7 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->ip_mu, NULL);
     if (s->o.max_connections_per_ip)
-        s->ip_buckets = xcalloc(HALE_HTTP_IP_BUCKETS, sizeof *s->ip_buckets);
+        s->ip_buckets = xcalloc(HALE_HTTP_IP_BUCKETS, sizeof(hale_ip_node *));
     s->nworkers = o->workers ? o->workers : cpu_count();
     s->workers = xcalloc(s->nworkers, sizeof *s->workers);
     for (unsigned i = 0; i < s->nworkers; i++) {

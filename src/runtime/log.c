@@ -55,7 +55,7 @@ void hale_log_set_fd(int fd) { atomic_store_explicit(&g_fd, fd, memory_order_rel
  * it is full or at hale_log_batch_flush(), which the worker calls before
  * it waits for events: under load one write carries many access lines, and
  * no line waits longer than one turn of the event loop. */
-#define BATCH_CAP (32 * 1024)
+#define BATCH_CAP ((size_t)32 * 1024)
 static _Thread_local char *t_batch;
 static _Thread_local size_t t_batch_len;
 
