@@ -60,6 +60,25 @@ static uint64_t rng_next(void) {
     return s[1] + b;
 }
 
+/* 32 random lowercase hex digits: a request id (printf-free: this runs
+ * for every request). */
+static void random_id(char out[33]) {
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rng_next(), b = rng_next();
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(a >> (60 - 4 * i)) & 15];
+        out[16 + i] = hex[(b >> (60 - 4 * i)) & 15];
+    }
+    out[32] = '\0';
+}
+
+/* Decimal digits of v, written backwards ending at end; returns the start. */
+static char *put_u64(char *end, uint64_t v) {
+    do *--end = (char)('0' + v % 10);
+    while (v /= 10);
+    return end;
+}
+
 static int sane_request_id(const char *v) {
     size_t n = strlen(v);
     if (n == 0 || n > 64) return 0;
@@ -85,12 +104,8 @@ static int lower_hex(const char *p, size_t n, int nonzero) {
 
 static void set_ids(hale_req *r) {
     const char *rid = hale_req_header(r, "X-Request-Id");
-    if (rid && sane_request_id(rid)) {
-        snprintf(r->req_id, sizeof r->req_id, "%s", rid);
-    } else {
-        snprintf(r->req_id, sizeof r->req_id, "%016llx%016llx",
-                 (unsigned long long)rng_next(), (unsigned long long)rng_next());
-    }
+    if (rid && sane_request_id(rid)) memcpy(r->req_id, rid, strlen(rid) + 1); /* <= 64 */
+    else random_id(r->req_id);
     /* traceparent (W3C Trace Context): <2 hex version>-<32 hex trace id>-
      * <16 hex parent id>-<2 hex flags>, lowercase; version ff is invalid,
      * version 00 is exactly 55 characters, a later version may append
@@ -345,9 +360,7 @@ static void refuse(hale_conn *c, int status, const char *reason, const char *det
     r->reject_reason = reason;
     r->close_after = 1;
     if (!r->t_start_ns) r->t_start_ns = hale_now_ns();
-    if (!r->req_id[0])
-        snprintf(r->req_id, sizeof r->req_id, "%016llx%016llx",
-                 (unsigned long long)rng_next(), (unsigned long long)rng_next());
+    if (!r->req_id[0]) random_id(r->req_id);
     if (s->hooks.on_reject) s->hooks.on_reject(s->name, reason, s->hooks.arg);
     hale_resp_error(r, status, reason, detail);
     respond(c);
@@ -590,18 +603,23 @@ static void respond(hale_conn *c) {
                 atomic_load_explicit(&s->draining, memory_order_relaxed) ||
                 atomic_load_explicit(&s->stopping, memory_order_relaxed);
     c->keep_alive = !close;
-    char line[64];
+    char num[24], *end = num + sizeof num;
     o->len = 0;
-    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: ", st, reason_phrase(st));
-    hale_buf_puts(o, line);
+    hale_buf_puts(o, "HTTP/1.1 ");
+    char *d = put_u64(end, st > 0 && st < 1000 ? (uint64_t)st : 500);
+    hale_buf_append(o, d, (size_t)(end - d));
+    hale_buf_puts(o, " ");
+    hale_buf_puts(o, reason_phrase(st));
+    hale_buf_puts(o, "\r\nDate: ");
     hale_buf_puts(o, http_date(c->w));
     if (r->ctype && !no_body) {
         hale_buf_puts(o, "\r\nContent-Type: ");
         hale_buf_puts(o, r->ctype);
     }
     if (!no_body) {
-        snprintf(line, sizeof line, "\r\nContent-Length: %zu", r->resp_len);
-        hale_buf_puts(o, line);
+        hale_buf_puts(o, "\r\nContent-Length: ");
+        d = put_u64(end, r->resp_len);
+        hale_buf_append(o, d, (size_t)(end - d));
     }
     for (size_t i = 0; i < r->nheaders; i++) {
         hale_buf_puts(o, "\r\n");

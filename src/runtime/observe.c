@@ -102,7 +102,11 @@ void hale_observe_on_complete(const hale_http_event *ev, void *arg) {
     hale_observe *o = arg;
     const char *m = method_label(ev->method);
     char status[8];
-    snprintf(status, sizeof status, "%d", ev->status);
+    int sv = ev->status >= 0 && ev->status < 1000 ? ev->status : 0, k = 0;
+    if (sv >= 100) status[k++] = (char)('0' + sv / 100);
+    if (sv >= 10) status[k++] = (char)('0' + sv / 10 % 10);
+    status[k++] = (char)('0' + sv % 10);
+    status[k] = '\0';
     if (strcmp(ev->server, "main") == 0) {
         const char *lv[] = {m, ev->route, status};
         hale_counter_inc(hale_counter_with(o->requests, lv));
