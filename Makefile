@@ -95,7 +95,8 @@ fuzz: ## run every libFuzzer target for FUZZ_SECONDS (default 300)
 fuzz-short: ## run every fuzzer for 30 s (part of make test)
 	@scripts/fuzz.sh 30
 
-bench: release ## benchmark hale against axum and nginx (prints the table)
+# HALE_BENCH_BIN=/path/to/hale measures that binary: no build of this tree.
+bench: $(if $(HALE_BENCH_BIN),,release) ## benchmark hale against two axum peers and nginx (prints the table)
 	@scripts/install-bench-deps.sh
 	@scripts/bench.sh
 

@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
-# hale benchmark (P1, P2): hale side by side with an axum peer (the guide's
-# own stack) and nginx (`return 200`, the ceiling), back to back in one run,
-# with wrk on loopback. See bench/NOTES.md for what is measured and how.
+# hale benchmark (P1, P2): hale side by side with two axum peers (the guide's
+# own stack: `axum` written the usual way, `axum-lean` the leanest handlers)
+# and nginx (`return 200`, the ceiling), back to back in one run, with wrk on
+# loopback. See bench/NOTES.md for what is measured and how.
 #
-# Usage: bench/run.sh            (what `make bench` calls; ~5 minutes)
-#        BENCH_QUICK=1 bench/run.sh   (shorter runs; under 3 minutes)
+# Usage: bench/run.sh            (what `make bench` calls; ~7 minutes)
+#        BENCH_QUICK=1 bench/run.sh   (shorter runs and fewer starts)
+#        HALE_BENCH_BIN=/path/to/hale bench/run.sh   (another hale binary)
 #
 # Knobs (environment):
-#   BENCH_QUICK=1            3 s runs instead of 5 s
+#   HALE_BENCH_BIN           the hale binary to measure (default
+#                            build/release/hale; HALE_BIN is the older name)
+#   BENCH_QUICK=1            3 s runs instead of 5 s, 5 starts instead of 20
 #   BENCH_DURATION=N         seconds per measured wrk run
 #   BENCH_WARMUP=N           seconds of unrecorded warm-up per scenario (1;
 #                            quick mode: once per server start)
 #   BENCH_CONNS="64 256"     connection counts
 #   BENCH_MODES="pinned unpinned"
-#   BENCH_SERVERS="hale hale-accesslog axum nginx"   (extras are appended)
-#   BENCH_STARTS=20          starts for the start-to-ready median
+#   BENCH_SERVERS="hale hale-accesslog axum axum-lean nginx"   (extras are appended)
+#   BENCH_STARTS=20          starts for the start-to-ready median (quick: 5)
 #   BENCH_IDLE_CONNS=1000    keep-alive connections for the RSS measure
 #   BENCH_SKIP_STATIC=1      skip start-to-ready / idle RSS / sizes
 #   BENCH_HALE_CONFIGS       extra hale configurations, entries separated by
 #                            ';' or newlines, each  NAME[@SCENARIOS]: K=V K=V
 #                            e.g. "hale-pg@get,put: DATABASE_URL=postgres://b@127.0.0.1/b"
 #                            (values are passed to hale only, never recorded)
-#   HALE_BIN                 hale binary (build/release/hale)
 #   BENCH_HALE_METRICS_PORT  run hale's admin listener on this port (default: off)
 #   BENCH_PORT_BASE=18080    hale +0, axum +1, nginx +2, hale-accesslog +3,
-#                            extra configurations +10...
+#                            axum-lean +4, extra configurations +10...
 #   BENCH_KEEP=1             keep the work directory (logs, databases)
 #   BENCH_DIR                parent of the work directory (/var/tmp: on disk,
 #                            so that fsync costs what it costs)
@@ -36,22 +39,28 @@ PY=/usr/bin/python3
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 
 QUICK=${BENCH_QUICK:-0}
-if [[ $QUICK == 1 ]]; then DEF_DURATION=3; else DEF_DURATION=5; fi
+if [[ $QUICK == 1 ]]; then DEF_DURATION=3; DEF_STARTS=5; else DEF_DURATION=5; DEF_STARTS=20; fi
 DURATION=${BENCH_DURATION:-$DEF_DURATION}
 WARMUP=${BENCH_WARMUP:-1}
 read -r -a CONNS <<<"${BENCH_CONNS:-64 256}"
 read -r -a MODES <<<"${BENCH_MODES:-pinned unpinned}"
-read -r -a SERVERS <<<"${BENCH_SERVERS:-hale hale-accesslog axum nginx}"
-STARTS=${BENCH_STARTS:-20}
+read -r -a SERVERS <<<"${BENCH_SERVERS:-hale hale-accesslog axum axum-lean nginx}"
+STARTS=${BENCH_STARTS:-$DEF_STARTS}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 GET_KEYS=1000
 VALUE_SIZE=1024
-HALE_BIN=${HALE_BIN:-$ROOT/build/release/hale}
+# Any hale binary will do (whatever engine it is built on): nothing here
+# depends on how it was built or what it links.
+HALE_BIN_SET=${HALE_BENCH_BIN:-${HALE_BIN:-}}
+HALE_BIN=${HALE_BIN_SET:-$ROOT/build/release/hale}
+[[ $HALE_BIN == /* ]] || HALE_BIN=$PWD/$HALE_BIN
 # hale's admin (metrics) listener: off (APP_METRICS__ENABLED=false) unless a
 # port is given.
 HALE_METRICS_PORT=${BENCH_HALE_METRICS_PORT:-}
-AXUM_DIR=$BENCH/peers/axum
-AXUM_BIN=$AXUM_DIR/target/release/axum-peer
+# Both axum peers are one Cargo workspace (one lock file, one target dir).
+PEERS_DIR=$BENCH/peers
+AXUM_BIN=$PEERS_DIR/target/release/axum-peer
+AXUM_LEAN_BIN=$PEERS_DIR/target/release/axum-lean
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 NPROC=$(nproc)
 SERVER_CPU=0
@@ -71,7 +80,7 @@ done
 [[ -x $NGINX_BIN ]] || die "nginx not found: run scripts/install-bench-deps.sh"
 "$PY" -c 'import matplotlib' 2>/dev/null ||
   die "python3-matplotlib missing: run scripts/install-bench-deps.sh"
-command -v cargo >/dev/null 2>&1 || die "cargo not found (needed for the axum peer)"
+command -v cargo >/dev/null 2>&1 || die "cargo not found (needed for the axum peers)"
 # 1,000 keep-alive connections plus wrk's need more descriptors than 1024.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -106,6 +115,7 @@ KIND[hale-accesslog]=hale; PORT[hale-accesslog]=$((PB + 3)); SCEN[hale-accesslog
 # Access lines are logged at info level: LOG_LEVEL=warn would drop them.
 XENV[hale-accesslog]="APP_LOG__ACCESS=true LOG_LEVEL=info"
 KIND[axum]=axum; PORT[axum]=$((PB + 1)); SCEN[axum]="liveness get put"; XENV[axum]=""
+KIND[axum-lean]=axum; PORT[axum-lean]=$((PB + 4)); SCEN[axum-lean]="liveness get put"; XENV[axum-lean]=""
 KIND[nginx]=nginx; PORT[nginx]=$((PB + 2)); SCEN[nginx]="liveness"; XENV[nginx]=""
 
 # Extra hale configurations (PostgreSQL, Redis, ...): NAME[@SCEN,..]: K=V ...
@@ -129,17 +139,35 @@ if [[ -n ${BENCH_HALE_CONFIGS:-} ]]; then
 fi
 
 # ---------------------------------------------------------------- build ----
-log "building the axum peer (cargo build --release)"
-(cd "$AXUM_DIR" && cargo build --release --locked --quiet) ||
-  die "cargo build of the axum peer failed"
+for s in "${SERVERS[@]}"; do
+  [[ -n ${KIND[$s]:-} ]] || die "unknown server in BENCH_SERVERS: $s"
+done
+log "building the axum peers (cargo build --release)"
+# Offline first: scripts/install-bench-deps.sh fetched the locked crates.
+(cd "$PEERS_DIR" && { cargo build --release --locked --offline --quiet 2>/dev/null ||
+                      cargo build --release --locked --quiet; }) ||
+  die "cargo build of the axum peers failed"
 
 HAVE_HALE=1
 if [[ ! -x $HALE_BIN ]]; then
+  # A binary asked for by name must be there; the default may be unbuilt.
+  [[ -z $HALE_BIN_SET ]] || die "HALE_BENCH_BIN=$HALE_BIN is not an executable file"
   HAVE_HALE=0
   log "warning: $HALE_BIN not found (make release builds it); hale rows are skipped"
   filtered=()
   for s in "${SERVERS[@]}"; do [[ ${KIND[$s]} == hale ]] || filtered+=("$s"); done
   SERVERS=("${filtered[@]}")
+fi
+
+# Which hale this is: its version line, a hash, the libraries it links (so
+# that results of two engines can be told apart).
+HALE_VERSION="" HALE_SHA256="" HALE_NEEDED=""
+if [[ $HAVE_HALE == 1 ]]; then
+  HALE_VERSION=$(timeout 5 "$HALE_BIN" --version 2>/dev/null | head -n 1 || true)
+  HALE_SHA256=$(sha256sum "$HALE_BIN" | cut -c1-16)
+  HALE_NEEDED=$(readelf -dW "$HALE_BIN" 2>/dev/null |
+    sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ' | sed 's/ $//' || true)
+  log "hale: $HALE_BIN (${HALE_VERSION:-no --version}; links: ${HALE_NEEDED:-static})"
 fi
 
 # ------------------------------------------------------------ helpers ------
@@ -164,9 +192,9 @@ server_cmd() {
       CMD=("$HALE_BIN")
       ;;
     axum)
-      ENVS=(HOST=127.0.0.1 "PORT=$port" "SQLITE_PATH=$dir/axum.db")
+      ENVS=(HOST=127.0.0.1 "PORT=$port" "SQLITE_PATH=$dir/$name.db")
       [[ -n $workers ]] && ENVS+=("WORKERS=$workers")
-      CMD=("$AXUM_BIN")
+      if [[ $name == axum-lean ]]; then CMD=("$AXUM_LEAN_BIN"); else CMD=("$AXUM_BIN"); fi
       ;;
     nginx)
       sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|${workers:-auto}|g" \
@@ -367,7 +395,7 @@ done
 
 # ------------------------------------- start-to-ready, idle RSS, sizes -----
 if [[ ${BENCH_SKIP_STATIC:-0} != 1 ]]; then
-  for name in hale axum nginx; do
+  for name in hale axum axum-lean nginx; do
     [[ " ${SERVERS[*]} " == *" $name "* ]] || continue
     dir=$WORK/$name-static
     mkdir -p "$dir"
@@ -401,6 +429,7 @@ if [[ ${BENCH_SKIP_STATIC:-0} != 1 ]]; then
   }
   [[ $HAVE_HALE == 1 ]] && size_record hale "$HALE_BIN"
   size_record axum "$AXUM_BIN"
+  size_record axum-lean "$AXUM_LEAN_BIN"
   size_record nginx "$NGINX_BIN"
 
   # Images of the repository "hale" (any registry prefix, any tag).
@@ -422,4 +451,6 @@ log "measurements took $((T_END - T_START)) s"
   --meta "quick=$QUICK" --meta "duration_s=$DURATION" --meta "warmup_s=$WARMUP" \
   --meta "conns=${CONNS[*]}" --meta "modes=${MODES[*]}" --meta "servers=${SERVERS[*]}" \
   --meta "measure_seconds=$((T_END - T_START))" --meta "hale_bin=$HALE_BIN" \
+  --meta "hale_version=$HALE_VERSION" --meta "hale_sha256=$HALE_SHA256" \
+  --meta "hale_needed=$HALE_NEEDED" \
   --meta "nproc=$NPROC" --meta "clk_tck=$CLK_TCK" --meta "root=$ROOT"

@@ -3,7 +3,13 @@
 # PostgreSQL+Redis rows added: starts the project's own PostgreSQL and Redis
 # (scripts/services.sh), runs every server back to back, stops them after.
 # BENCH_NO_BACKENDS=1 skips the PostgreSQL/Redis rows.
+# HALE_BENCH_BIN=/path/to/hale measures that binary instead of
+# build/release/hale (`make bench` then skips the release build).
 set -euo pipefail
+if [[ -n ${HALE_BENCH_BIN:-} && $HALE_BENCH_BIN != /* ]]; then
+  HALE_BENCH_BIN=$PWD/$HALE_BENCH_BIN
+fi
+export HALE_BENCH_BIN
 cd "$(dirname "$0")/.." || exit 1
 if [[ -z ${BENCH_NO_BACKENDS:-} ]]; then
   out=$(scripts/services.sh start)

@@ -99,3 +99,74 @@ def test_bench_report_has_every_figure(tmp_path):  # R: P1 P2
     for fig in ("start-to-ready", "idle RSS", "RSS @1k conns", "binary", "image hale:distroless"):
         assert fig in out, fig
     assert "pinned, 64 connections" in out and "unpinned, 256 connections" in out
+
+
+def _load(server, scen, rps, cpu_us, p99_us=1000, mode="pinned", conns=64):
+    """A raw load record as bench/run.sh writes it (5 s run, 100 ticks/s)."""
+    reqs = int(rps * 5)
+    return {"kind": "load", "server": server, "mode": mode, "workers": 1, "scenario": scen,
+            "conns": conns, "duration_s": 5, "cpu_ticks": round(cpu_us * reqs / 1e4),
+            "peak_rss_kb": 10000, "server_procs": 1, "log_bytes": 0,
+            "wrk": {"requests": reqs, "duration_us": 5000000, "p50_us": p99_us // 2,
+                    "p90_us": p99_us, "p99_us": p99_us, "p999_us": p99_us,
+                    "lat_mean_us": p99_us // 2, "lat_max_us": p99_us}}
+
+
+def test_bench_goals_against_the_strongest_axum_peer(tmp_path):  # R: P1 P2
+    """The goals report judges KV GET and PUT against the fastest axum peer
+    of each cell, liveness CPU against the cheapest, and has every goal of
+    issue 14 (bench/NOTES.md); the table has ratios against both peers."""
+    recs = [
+        _load("hale", "liveness", 100000, 8.0), _load("hale-accesslog", "liveness", 90000, 8.8),
+        _load("axum", "liveness", 90000, 9.0), _load("axum-lean", "liveness", 95000, 7.0),
+        _load("nginx", "liveness", 110000, 10.0),
+        _load("hale", "get", 30000, 15.0, 2000), _load("hale-accesslog", "get", 29000, 18.0),
+        _load("axum", "get", 10000, 40.0, 5000), _load("axum-lean", "get", 25000, 20.0, 2500),
+        _load("hale", "put", 30000, 60.0), _load("axum", "put", 3000, 300.0),
+        _load("axum-lean", "put", 2000, 280.0),
+        {"kind": "static", "server": "hale", "startup": {"median_ms": 5.0},
+         "idle": {"pids": 1, "idle_rss_kb": 3000, "conns": 1000, "conns_ok": 1000,
+                  "conns_rss_kb": 13 * 1024}},
+        {"kind": "static", "server": "nginx", "startup": {"median_ms": 5.0},
+         "idle": {"pids": 3, "idle_rss_kb": 21000, "idle_pss_kb": 11000, "conns": 1000,
+                  "conns_ok": 1000, "conns_rss_kb": 22000, "conns_pss_kb": 11800}},
+    ]
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = sh("/usr/bin/python3", os.path.join(ROOT, "bench/report.py"), "--raw", str(raw),
+             "--out-dir", str(tmp_path / "res"), "--meta", "clk_tck=100")
+    res = json.load(open(tmp_path / "res" / "latest.json"))
+
+    def one(prefix):
+        found = [x for x in res["goals"] if x["goal"].startswith(prefix)]
+        assert len(found) == 1, (prefix, [x["goal"] for x in res["goals"]])
+        assert len(found[0]["cells"]) == 1
+        return found[0], found[0]["cells"][0]
+
+    goal, c = one("liveness CPU/req hale/nginx")
+    assert goal["target"] == "<= 0.9" and abs(c["value"] - 0.8) < 0.01 and goal["met"]
+    goal, c = one("liveness CPU/req hale/axum")
+    assert goal["target"] == "< 1.0" and c["peer"] == "axum-lean" and not goal["met"]
+    goal, c = one("access log on/off CPU/req, liveness")
+    assert goal["target"] == "<= 1.15" and abs(c["value"] - 1.1) < 0.01 and goal["met"]
+    goal, c = one("access log on/off CPU/req, KV GET")
+    assert abs(c["value"] - 1.2) < 0.01 and not goal["met"]
+    goal, c = one("KV GET req/s hale/axum")
+    assert goal["target"] == ">= 1.5" and c["peer"] == "axum-lean"
+    assert abs(c["value"] - 1.2) < 0.01 and not goal["met"]       # 3.0x the slower peer
+    goal, c = one("KV GET p99 hale/axum")
+    assert c["peer"] == "axum-lean" and abs(c["value"] - 0.8) < 0.01
+    goal, c = one("durable PUT req/s hale/axum")
+    assert goal["target"] == ">= 10" and c["peer"] == "axum" and goal["met"]
+    goal, c = one("idle RSS (MiB)")
+    assert goal["target"] == "<= 4" and goal["met"]
+    goal, c = one("RSS with 1,000 keep-alive connections (MiB)")
+    assert goal["target"] == "<= 12" and not goal["met"] and "PSS 11.5 MiB" in goal["note"]
+    # ratios against each axum peer, in the rows and in the summary block
+    hale_get = next(r for r in res["load"] if r["server"] == "hale" and r["scenario"] == "get")
+    assert abs(hale_get["vs_axum"]["rps"] - 3.0) < 0.01
+    assert abs(hale_get["vs_axum-lean"]["rps"] - 1.2) < 0.01
+    assert "vs axum-lean: req/s" in out and "vs axum: req/s" in out
+    assert re.search(r"KV GET req/s\s+vs axum-lean\s+pinned/64: 1\.20x", out)
+    assert re.search(r"durable PUT req/s\s+vs axum\s+pinned/64: 10\.00x", out)
+    assert "[NOT met] KV GET req/s hale/axum" in out and "pinned/64 (axum-lean): 1.20" in out
