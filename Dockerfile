@@ -65,7 +65,7 @@ LABEL org.opencontainers.image.title=hale hale.stage=builder
 FROM ${RUNTIME_IMAGE} AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The packages come from the builder's list (those shipping the libraries
-# hale names in DT_NEEDED: libmicrohttpd12, libsqlite3-0, ...), so this
+# hale names in DT_NEEDED: libsqlite3-0, libpq5, ...), so this
 # stage follows the binary; versions are not pinned: the stage takes the
 # newest from bookworm + bookworm-security on each build.
 COPY --from=builder /out/runtime-packages.txt /tmp/
