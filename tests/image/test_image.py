@@ -253,7 +253,7 @@ def test_sbom_lists_every_binary_and_library_with_its_debian_package(sboms, vari
         assert c["version"] and c["version"] != "?"
     names = {c["name"] for c in bom["components"]}
     assert {"libc6", "libsqlite3-0"} <= names
-    # R: E7 - hale's own HTTP engine: no libmicrohttpd, and with it no GnuTLS
+    # R: D2 - hale's own HTTP engine: no libmicrohttpd, and with it no GnuTLS
     assert not {n for n in names if "microhttpd" in n or "gnutls" in n}, names
 
 
