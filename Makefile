@@ -69,7 +69,8 @@ test-asan: asan ## unit + e2e suites on the ASan+UBSan build
 test-tsan: tsan ## threaded unit tests and the threaded e2e parts on TSan
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure
 	HALE_BIN=build/tsan/hale $(PYTEST) -q tests/e2e/test_kv_api.py tests/e2e/test_auth.py \
-	  tests/e2e/test_lifecycle.py tests/e2e/test_metrics.py
+	  tests/e2e/test_lifecycle.py tests/e2e/test_metrics.py tests/e2e/test_http_strict.py \
+	  tests/e2e/test_shutdown_race.py
 
 toml-test: debug ## run the TOML decoder against the toml-test suite
 	$(SHARED)/tools/toml-test-run "$(CURDIR)/build/debug/toml_decoder"

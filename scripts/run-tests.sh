@@ -39,6 +39,8 @@ trap 'scripts/services.sh stop all >/dev/null 2>&1' EXIT
 suite services services_up
 suite build-debug build debug Debug -DHALE_TEST_HOOKS=ON
 suite unit bash -c 'cd build/debug && ctest --output-on-failure'
+# the request parser against h11 (R: E6): corpus + 3000 seeded mutations
+suite h11-diff env HALE_HTTP_DECODER=build/debug/http_decoder /usr/bin/python3 -m pytest -q -s tests/http
 suite e2e env HALE_BIN=build/debug/hale /usr/bin/python3 -m pytest -q tests/e2e
 # the key-value suite again on PostgreSQL and on PostgreSQL + Redis
 suite e2e-backends env HALE_BIN=build/debug/hale HALE_BACKENDS="pg pg+redis" scripts/test-backends.sh \
@@ -62,7 +64,8 @@ suite build-tsan build tsan Tsan -DHALE_TEST_HOOKS=ON
 suite unit-tsan bash -c 'cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure'
 # the threaded parts: concurrent requests, auth reloads, drain, shedding
 suite e2e-tsan env HALE_BIN=build/tsan/hale /usr/bin/python3 -m pytest -q \
-  tests/e2e/test_kv_api.py tests/e2e/test_auth.py tests/e2e/test_lifecycle.py tests/e2e/test_metrics.py
+  tests/e2e/test_kv_api.py tests/e2e/test_auth.py tests/e2e/test_lifecycle.py tests/e2e/test_metrics.py \
+  tests/e2e/test_http_strict.py tests/e2e/test_shutdown_race.py
 if [[ -x scripts/k8s-check.sh ]]; then
   suite k8s-check scripts/k8s-check.sh
 fi

@@ -60,8 +60,10 @@ enum { HALE_H1_ORIGIN = 0, HALE_H1_ABSOLUTE = 1, HALE_H1_ASTERISK = 2 };
 typedef struct hale_h1_head {
     uint32_t method_off, method_len;
     uint32_t target_off, target_len; /* as sent */
-    uint32_t path_off, path_len;     /* what is routed: starts with '/' (or is
-                                        "*"), includes the query string */
+    uint32_t path_off, path_len;     /* what is routed, query included: starts
+                                        with '/', or is "*"; in absolute-form it
+                                        may be empty or start with '?' (the
+                                        path is then "/", RFC 9112 3.2.2) */
     int form;                        /* HALE_H1_ORIGIN ... */
     int minor;                       /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
     unsigned nfields;

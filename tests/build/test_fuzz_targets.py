@@ -6,7 +6,7 @@ import os
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TARGETS = {"toml", "config_env", "router", "http"}
+TARGETS = {"toml", "config_env", "router", "http", "http_parse"}
 
 
 def test_every_target_has_a_seed_corpus():  # R: Y2
