@@ -131,6 +131,7 @@ struct hale_http_worker {
     char *spare[32];              /* cached input buffers */
     unsigned nspare;
     uint64_t next_sweep_ns;
+    uint64_t accept_paused_ns;    /* out of descriptors: listen again then */
     char date[40];
     long date_sec;
 };

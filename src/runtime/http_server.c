@@ -137,11 +137,15 @@ static void accept_some(hale_http_worker *w) {
         int fd = accept4(s->lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            /* EAGAIN: another worker took it; EMFILE/ENFILE: the backlog
-             * waits until descriptors free up; EINVAL: quiesced */
-            if (errno == EINVAL && w->listening) {
+            /* EAGAIN: another worker took it; EINVAL: quiesced; out of
+             * descriptors: the listener (level-triggered) would wake us
+             * again at once, so it leaves the epoll set for a moment and
+             * the backlog waits */
+            if ((errno == EINVAL || errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                 errno == ENOMEM) && w->listening) {
                 epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
                 w->listening = 0;
+                if (errno != EINVAL) w->accept_paused_ns = hale_now_ns() + 100000000u;
             }
             return;
         }
@@ -199,7 +203,7 @@ static void *worker_main(void *arg) {
     hale_log_batch_begin();
     while (!atomic_load_explicit(&s->stopping, memory_order_acquire)) {
         int timeout = -1;
-        if (w->conns) {
+        if (w->conns || w->accept_paused_ns) {
             uint64_t now = hale_now_ns();
             timeout = w->next_sweep_ns > now ? (int)((w->next_sweep_ns - now) / 1000000u) + 1 : 0;
         }
@@ -215,6 +219,11 @@ static void *worker_main(void *arg) {
         }
         if (woken) take_wakeups(w);
         uint64_t now = hale_now_ns();
+        if (w->accept_paused_ns && now >= w->accept_paused_ns && !atomic_load(&s->quiesced)) {
+            struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag};
+            w->accept_paused_ns = 0;
+            w->listening = epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->lfd, &le) == 0;
+        }
         if (now >= w->next_sweep_ns) {
             hale_conn_sweep(w, now);
             w->next_sweep_ns = now + (uint64_t)SWEEP_MS * 1000000u;
