@@ -658,7 +658,13 @@ static int finish(hale_conn *c) {
     c->in_len = left;
     c->state = CONN_IDLE;
     c->deadline_ns = hale_now_ns() + (uint64_t)c->w->srv->o.idle_timeout_s * 1000000000u;
-    if (!left && !c->readable) buffer_put(c);
+    if (!left && !c->readable) {
+        /* idle: a keep-alive connection holds no buffers (1,000 of them
+         * cost ~1 KiB each) */
+        buffer_put(c);
+        hale_buf_free(&c->req.body);
+        hale_buf_free(&c->out);
+    }
     return 1;
 }
 
@@ -683,7 +689,12 @@ static int flush_out(hale_conn *c) {
         ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
         if (w > 0) { c->out_off += (size_t)w; continue; }
         if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { c->writable = 0; return 0; }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* a client reading slowly but steadily is not cut off */
+            c->deadline_ns = hale_now_ns() + (uint64_t)c->w->srv->o.idle_timeout_s * 1000000000u;
+            c->writable = 0;
+            return 0;
+        }
         return -1;
     }
     return 1;
