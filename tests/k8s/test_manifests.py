@@ -232,9 +232,10 @@ def test_secret_example_is_fake_and_not_in_any_overlay():  # R: K1
         assert not of_kind(render(name), "Secret"), f"{name} would overwrite the real Secret"
 
 
-def test_base_replicas_and_namespace():  # R: K1
+def test_base_replicas_and_namespace():  # R: K1, K8
     docs = render("base")
-    assert one(docs, "Deployment", "hale")["spec"]["replicas"] == 3
+    assert "replicas" not in one(docs, "Deployment", "hale")["spec"], "the HPA owns the count"
+    assert one(docs, "HorizontalPodAutoscaler", "hale")["spec"]["minReplicas"] == 3
     assert all(d["metadata"].get("namespace") == "hale" for d in docs if d["kind"] != "Namespace")
 
 
@@ -299,7 +300,7 @@ def test_blue_green_two_deployments_one_service():  # R: K4
     for d, colour in ((blue, "blue"), (green, "green")):
         assert d["spec"]["selector"]["matchLabels"]["color"] == colour
         assert d["spec"]["template"]["metadata"]["labels"]["color"] == colour
-        assert d["spec"]["replicas"] == 3
+        assert "replicas" not in d["spec"], "the colour's HPA owns the count"
     labels = {c: d["spec"]["template"]["metadata"]["labels"] for c, d in (("blue", blue), ("green", green))}
     assert selects(sel, labels["blue"]) and not selects(sel, labels["green"])
     switched = dict(sel, color="green")  # what deploy/blue-green.sh switch green patches in
@@ -314,22 +315,55 @@ def test_blue_green_two_deployments_one_service():  # R: K4
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "admin"
 
 
-def test_canary_nine_to_one_behind_one_service():  # R: K4
+def test_canary_split_is_an_ingress_weight_not_a_replica_ratio():  # R: K4, K8
     docs = render("canary")
     stable = one(docs, "Deployment", "hale-stable")
     canary = one(docs, "Deployment", "hale-canary")
     assert len(of_kind(docs, "Deployment")) == 2
-    assert (stable["spec"]["replicas"], canary["spec"]["replicas"]) == (9, 1)
-    svc = one(docs, "Service", "hale")
+    # stable's count belongs to its HPA; the canary has no HPA and one pod
+    assert "replicas" not in stable["spec"] and canary["spec"]["replicas"] == 1
+    hpas = of_kind(docs, "HorizontalPodAutoscaler")
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpas] == ["hale-stable"]
+    svc, csvc = one(docs, "Service", "hale"), one(docs, "Service", "hale-canary")
     for d, track in ((stable, "stable"), (canary, "canary")):
         labels = d["spec"]["template"]["metadata"]["labels"]
         assert labels["track"] == track and d["spec"]["selector"]["matchLabels"]["track"] == track
-        assert selects(svc["spec"]["selector"], labels), f"Service must select the {track} pods"
-    hpas = of_kind(docs, "HorizontalPodAutoscaler")
-    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpas] == ["hale-stable"]
-    assert hpas[0]["spec"]["minReplicas"] == 9, "the stable floor keeps the canary at 1/10"
+    sl, cl = (d["spec"]["template"]["metadata"]["labels"] for d in (stable, canary))
+    assert selects(svc["spec"]["selector"], sl) and not selects(svc["spec"]["selector"], cl)
+    assert selects(csvc["spec"]["selector"], cl) and not selects(csvc["spec"]["selector"], sl)
+    main, cing = one(docs, "Ingress", "hale"), one(docs, "Ingress", "hale-canary")
+    ann = cing["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert int(ann["nginx.ingress.kubernetes.io/canary-weight"]) == 10
+    assert int(ann.get("nginx.ingress.kubernetes.io/canary-weight-total", "100")) == 100
+    paths = lambda ing: [(r["host"], p["path"], p["backend"]["service"]["name"])  # noqa: E731
+                         for r in ing["spec"]["rules"] for p in r["http"]["paths"]]
+    assert [(h, p) for h, p, _ in paths(cing)] == [(h, p) for h, p, _ in paths(main)]
+    assert {b for *_, b in paths(cing)} == {"hale-canary"} and {b for *_, b in paths(main)} == {"hale"}
     sm = one(docs, "ServiceMonitor", "hale")
     assert "track" in sm["spec"]["podTargetLabels"]
+    # both Services scrape into job="hale" (the alerts and the adapter rule select it)
+    assert sm["spec"]["jobLabel"] == "app.kubernetes.io/name"
+    for s_ in (svc, csvc):
+        assert selects(sm["spec"]["selector"]["matchLabels"], s_["metadata"]["labels"])
+        assert s_["metadata"]["labels"]["app.kubernetes.io/name"] == "hale"
+
+
+def test_no_replicas_where_an_hpa_scales(overlay):  # R: K8, K3
+    # kubectl apply writes every field the manifest has: a spec.replicas next
+    # to an HPA resets the autoscaler's count on every deploy.
+    _, docs = overlay
+    scaled = {(h["spec"]["scaleTargetRef"]["kind"], h["spec"]["scaleTargetRef"]["name"])
+              for h in of_kind(docs, "HorizontalPodAutoscaler")}
+    for d in docs:
+        if (d["kind"], d["metadata"]["name"]) in scaled:
+            assert "replicas" not in d["spec"], f"{d['kind']} {d['metadata']['name']} sets replicas"
+
+
+def test_deployment_comment_does_not_claim_apply_keeps_the_hpa_count():  # R: K8
+    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
+    assert "does not undo the HPA" not in text
+    assert not re.search(r"^\s*replicas:", text, re.M)
 
 
 # ------------------------------------------------------------------- O5

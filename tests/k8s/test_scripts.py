@@ -107,6 +107,8 @@ def test_canary_dry_runs(tmp_path):  # R: K5, K4
         r"kubectl scale deployment/hale-canary -n hale --replicas=1",
         r"kubectl rollout status deployment/hale-canary -n hale --timeout=300s",
         r"kubectl get deployment hale-canary -n hale " + counts,
+        r"kubectl annotate ingress hale-canary -n hale --overwrite "
+        r"nginx\.ingress\.kubernetes\.io/canary-weight=10",
     ])
     p = run("canary.sh", "--dry-run", "promote", tmp_path=tmp_path)
     assert p.returncode == 0, p.stderr
@@ -116,11 +118,16 @@ def test_canary_dry_runs(tmp_path):  # R: K5, K4
         r"kubectl get deployment hale-stable -n hale " + img,
         r"kubectl set image deployment/hale-stable -n hale 'hale=<image of hale-canary>'",
         r"kubectl rollout status deployment/hale-stable -n hale --timeout=600s",
+        r"kubectl annotate ingress hale-canary -n hale --overwrite "
+        r"nginx\.ingress\.kubernetes\.io/canary-weight=0",
         r"kubectl scale deployment/hale-canary -n hale --replicas=0",
     ])
     p = run("canary.sh", "--dry-run", "abort", tmp_path=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert_sequence(traced(p), [r"kubectl scale deployment/hale-canary -n hale --replicas=0"])
+    assert_sequence(traced(p), [
+        r"kubectl annotate ingress hale-canary -n hale --overwrite "
+        r"nginx\.ingress\.kubernetes\.io/canary-weight=0",
+        r"kubectl scale deployment/hale-canary -n hale --replicas=0"])
     assert calls(tmp_path) == []
 
 
