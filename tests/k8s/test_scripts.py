@@ -6,9 +6,12 @@ the KUBECTL/DOCKER overrides, which record every call and fail on demand.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -20,17 +23,30 @@ FAKE_DOCKER = str(HERE / "fake-docker")
 REV = r"jsonpath=\{\.metadata\.annotations\.deployment\\\.kubernetes\\\.io/revision\}'?"
 
 
-def run(script, *args, tmp_path, **env):
+def run(script, *args, tmp_path, background=False, **env):
     e = dict(os.environ)
     for k in list(e):
         if k.startswith("FAKE_") or k in ("KUBECTL", "DOCKER", "NAMESPACE", "REGISTRY"):
             del e[k]
     e.update(KUBECTL=FAKE_KUBECTL, DOCKER=FAKE_DOCKER, FAKE_KUBECTL_DIR=str(tmp_path),
-             FAKE_DOCKER_DIR=str(tmp_path), TMPDIR=str(tmp_path))
+             FAKE_DOCKER_DIR=str(tmp_path), TMPDIR=str(tmp_path),
+             KUSTOMIZE=kubectl_path() + " kustomize", FAKE_KUBECTL_RENDER=kubectl_path(),
+             FAKE_KUBECTL_CRDS="all")
     e.update({k: str(v) for k, v in env.items()})
+    if background:
+        return subprocess.Popen(["bash", str(ROOT / "deploy" / script), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=e, cwd=ROOT)
     p = subprocess.run(["bash", str(ROOT / "deploy" / script), *args], capture_output=True,
                        text=True, env=e, cwd=ROOT, timeout=60, check=False)
     return p
+
+
+def state(tmp_path):
+    return json.loads((tmp_path / "state.json").read_text())
+
+
+def applied(tmp_path):
+    return [d for d in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if d]
 
 
 def traced(p):
@@ -60,8 +76,12 @@ DEPLOY_SEQUENCE = [
     r"registry\.example\.com/hale:1\.4\.0",
     r"kubectl get secret hale-secrets -n hale -o name",
     r"kubectl get deployment hale -n hale --ignore-not-found -o '" + REV,
-    r"kubectl apply -k \S+/hale-deploy\.\w+",
+    r"kubectl diff --server-side --field-manager=hale-deploy --force-conflicts -k \S+/hale-deploy\.\w+",
+    r"kubectl apply --server-side --field-manager=hale-deploy --force-conflicts -k \S+/hale-deploy\.\w+",
     r"kubectl rollout status deployment/hale -n hale --timeout=300s",
+    r"kubectl get pods -n hale -l app\.kubernetes\.io/name=hale -o 'jsonpath=\{range \.items\[\*\]\}"
+    r"\{\.metadata\.name\} \{\.status\.containerStatuses\[\?\(@\.name==\"hale\"\)\]\.imageID\} "
+    r"\{\.metadata\.deletionTimestamp\}.*'",
     r"kubectl run hale-smoke-1-4-0 -n hale --rm -i --restart=Never --quiet "
     r"--image=curlimages/curl:8\.11\.1 '--overrides=\{.*\"app\.kubernetes\.io/component\":\"smoke-test\".*"
     r"http://hale\.hale\.svc/health/readiness.*\}'",
@@ -70,7 +90,7 @@ DEPLOY_SEQUENCE = [
 
 # ------------------------------------------------------------ dry runs
 
-def test_deploy_dry_run_prints_the_sequence_and_runs_nothing(tmp_path):  # R: K5
+def test_deploy_dry_run_prints_the_sequence_and_runs_nothing(tmp_path):  # R: K5, K8, K9
     p = run("deploy.sh", "--dry-run", "1.4.0", tmp_path=tmp_path)
     assert p.returncode == 0, p.stderr
     assert_sequence(traced(p), DEPLOY_SEQUENCE)
@@ -143,16 +163,17 @@ def test_env_overrides_kubectl_docker_namespace_registry(tmp_path):  # R: K5
 
 # ---------------------------------------------------- real runs with fakes
 
-def test_deploy_success_applies_a_digest_pinned_image(tmp_path):  # R: K5, K1
-    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_RENDER=kubectl_path())
+def test_deploy_success_applies_a_digest_pinned_image(tmp_path):  # R: K5, K1, K9
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_RENDER=kubectl_path(),
+            FAKE_KUBECTL_CRDS="all")
     assert p.returncode == 0, p.stdout + p.stderr
     k = calls(tmp_path)
-    assert [c.split(" -n ")[0] for c in k] == [
-        "get secret hale-secrets", "get deployment hale", "apply -k " + k[2].split("apply -k ")[1],
-        "rollout status deployment/hale", "run hale-smoke-1-4-0"]
+    assert [c.split(" -n ")[0].split(" --")[0] for c in k] == [
+        "get secret hale-secrets", "get deployment hale", "diff", "apply",
+        "rollout status deployment/hale", "get pods", "run hale-smoke-1-4-0"]
     assert not any(c.startswith("rollout undo") for c in k)
-    applied = [d for d in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if d]
-    dep = next(d for d in applied if d["kind"] == "Deployment")
+    assert "7 live pods" not in p.stdout and "3 live pods run sha256:" in p.stdout
+    dep = next(d for d in applied(tmp_path) if d["kind"] == "Deployment")
     image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.example.com/hale@sha256:" + "0" * 63 + "7"
     # the repository's overlay was not edited
@@ -181,7 +202,7 @@ def test_deploy_rolls_back_when_a_step_after_apply_fails(tmp_path, failing, reas
 def test_deploy_does_not_undo_a_revision_it_did_not_change(tmp_path):  # R: K5
     # apply fails before the Deployment changed: undoing would revert a good
     # older release, so deploy.sh must not.
-    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_FAIL="apply -k")
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_FAIL="apply --server-side")
     assert p.returncode == 1
     assert "kubectl apply failed" in p.stderr and "nothing to roll back" in p.stderr
     assert not any(c.startswith("rollout undo") for c in calls(tmp_path))
@@ -284,3 +305,169 @@ def test_scripts_are_strict_and_have_dry_run():  # R: K5
         assert "--dry-run" in text and ". \"$HERE/lib.sh\"" in text, name
         assert os.access(ROOT / "deploy" / name, os.X_OK), f"{name} not executable"
     assert (HERE / "fake-kubectl").read_text().count("TEST DOUBLE") == 1
+
+
+# ------------------------------------------ issue 18: what a real cluster does
+
+DIGEST7 = "sha256:" + "0" * 63 + "7"
+
+
+def test_fake_kubectl_models_the_api_server(tmp_path):  # R: K8, K10
+    """The fake itself: apply writes replicas when present, the revision moves
+    only with the template, unknown kinds fail the apply, undo restores."""
+    env = dict(os.environ, FAKE_KUBECTL_DIR=str(tmp_path), FAKE_KUBECTL_RENDER=kubectl_path(),
+               FAKE_KUBECTL_REPLICAS="10")
+    env.pop("FAKE_KUBECTL_CRDS", None)
+
+    def k(*a):
+        return subprocess.run([FAKE_KUBECTL, *a], capture_output=True, text=True, env=env, check=False)
+    over = tmp_path / "o"
+    over.mkdir()
+    base = os.path.relpath(ROOT / "deploy/k8s/base/workload", over)
+    (over / "kustomization.yaml").write_text(
+        f"resources: [{base}]\npatches:\n  - patch: |-\n      $patch: delete\n"
+        "      apiVersion: autoscaling.k8s.io/v1\n      kind: VerticalPodAutoscaler\n"
+        "      metadata: {name: hale}\n")
+    assert k("apply", "-k", str(over)).returncode == 0
+    st = state(tmp_path)["deployments"]["hale"]
+    assert (st["revision"], st["replicas"]) == (5, 10)         # new template, HPA's count kept
+    assert k("apply", "-k", str(over)).returncode == 0
+    assert state(tmp_path)["deployments"]["hale"]["revision"] == 5, "same template: no new revision"
+    (over / "kustomization.yaml").write_text(
+        (over / "kustomization.yaml").read_text() +
+        "  - target: {kind: Deployment}\n    patch: |-\n"
+        "      - {op: add, path: /spec/replicas, value: 3}\n")
+    assert k("apply", "-k", str(over)).returncode == 0
+    assert state(tmp_path)["deployments"]["hale"]["replicas"] == 3, "apply writes replicas"
+    assert k("rollout", "undo", "deployment/hale", "--to-revision=4").returncode == 0
+    st = state(tmp_path)["deployments"]["hale"]
+    assert st["revision"] == 6 and st["template"] == st["history"]["4"]
+    # an unknown kind (the VPA, with no CRD) fails the whole apply
+    p = k("apply", "-k", str(ROOT / "deploy/k8s/base/workload"))
+    assert p.returncode == 1 and "VerticalPodAutoscaler/hale" in p.stderr
+    assert state(tmp_path)["deployments"]["hale"]["revision"] == 6
+
+
+def test_deploy_keeps_the_hpas_replica_count(tmp_path):  # R: K8
+    # the HPA has scaled hale to 10: a deploy must not snap it back to 3
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_REPLICAS=10)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert state(tmp_path)["deployments"]["hale"]["replicas"] == 10
+    assert "10 live pods run " + DIGEST7 in p.stdout
+
+
+def _overlay_with_new_name(tmp_path, new_name):
+    over = tmp_path / "my-overlay"
+    over.mkdir()
+    rel = os.path.relpath(ROOT / "deploy/k8s/overlays/production", over)
+    (over / "kustomization.yaml").write_text(
+        f"resources: [{rel}]\nimages:\n  - name: registry.example.com/hale\n"
+        f"    newName: {new_name}\n    newTag: 0.1.0\n")
+    return over
+
+
+def test_deploy_pins_the_digest_whatever_the_overlays_new_name(tmp_path):  # R: K9, K5
+    # an overlay whose image is a real registry's: deploy.sh must still pin it
+    over = _overlay_with_new_name(tmp_path, "reg.corp.example:5000/team/hale")
+    p = run("deploy.sh", "--overlay", str(over), "1.4.0", tmp_path=tmp_path,
+            REGISTRY="reg.corp.example:5000/team")
+    assert p.returncode == 0, p.stdout + p.stderr
+    dep = next(d for d in applied(tmp_path) if d["kind"] == "Deployment")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "reg.corp.example:5000/team/hale@" + DIGEST7
+    assert "0.1.0" not in (tmp_path / "applied.yaml").read_text().split("kind: Deployment")[1]
+
+
+def test_deploy_refuses_a_render_that_does_not_use_the_pushed_image(tmp_path):  # R: K9
+    # an overlay that patches the container image after the images transformer
+    over = tmp_path / "stuck"
+    over.mkdir()
+    rel = os.path.relpath(ROOT / "deploy/k8s/overlays/production", over)
+    (over / "kustomization.yaml").write_text(
+        f"resources: [{rel}]\npatches:\n  - target: {{kind: Deployment}}\n    patch: |-\n"
+        "      - {op: add, path: /spec/template/spec/initContainers, value: "
+        "[{name: pre, image: 'registry.example.com/hale:0.0.9'}]}\n")
+    p = run("deploy.sh", "--overlay", str(over), "--no-build", "1.4.0", tmp_path=tmp_path)
+    # the images transformer rewrites the init container too: it is pinned
+    assert p.returncode == 0, p.stdout + p.stderr
+    # a hale image kustomize's images transformer does not rewrite (a field
+    # of a custom resource): the render would not run only the pushed image
+    (over / "job.yaml").write_text("apiVersion: example.com/v1\nkind: Runner\nmetadata: {name: r}\n"
+                                   "spec:\n  image: registry.example.com/hale:0.0.9\n")
+    (over / "kustomization.yaml").write_text(
+        (over / "kustomization.yaml").read_text().replace("resources: [", "resources: [job.yaml, "))
+    other = tmp_path / "x"
+    other.mkdir()
+    p = run("deploy.sh", "--overlay", str(over), "--no-build", "1.4.0", tmp_path=other)
+    assert p.returncode == 1 and "not applying" in p.stderr, p.stdout + p.stderr
+    assert "registry.example.com/hale:0.0.9" in p.stderr
+    assert not any(c.startswith("apply") for c in calls(other))
+
+
+def test_deploy_rolls_back_when_live_pods_run_another_digest(tmp_path):  # R: K9
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path,
+            FAKE_KUBECTL_IMAGE_ID="registry.example.com/hale@sha256:" + "9" * 64)
+    assert p.returncode == 1
+    assert "live pods do not run the pushed digest " + DIGEST7 in p.stderr
+    k = calls(tmp_path)
+    assert "rollout undo deployment/hale -n hale --to-revision=4" in k
+    assert not any(c.startswith("run hale-smoke") for c in k)
+    assert "deployed" not in p.stdout.splitlines()[-1]
+
+
+def test_deploy_without_a_registry_digest_fails_before_the_cluster(tmp_path):  # R: K9
+    fake_docker = tmp_path / "docker"
+    fake_docker.write_text("#!/bin/sh\nexit 0\n")   # pushes, but reports no RepoDigests
+    fake_docker.chmod(0o755)
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, DOCKER=str(fake_docker))
+    assert p.returncode == 1 and "no registry digest" in p.stderr
+    assert calls(tmp_path) == []
+
+
+def test_deploy_diffs_then_applies_server_side_with_a_field_manager(tmp_path):  # R: K8
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    k = calls(tmp_path)
+    d = next(i for i, c in enumerate(k) if c.startswith("diff "))
+    a = next(i for i, c in enumerate(k) if c.startswith("apply "))
+    assert d < a
+    assert "--server-side" in k[a] and "--field-manager=hale-deploy" in k[a]
+    assert "(fake) diff of the live objects" in p.stdout
+
+
+def test_deploy_first_failure_never_advises_deleting_the_namespace(tmp_path):  # R: K9
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_FAIL="rollout status",
+            FAKE_KUBECTL_REVISION="")
+    assert p.returncode == 1
+    assert "delete -k" not in p.stderr and "delete namespace" not in p.stderr
+    assert "scale deployment/hale --replicas=0" in p.stderr
+
+
+def test_deploy_refuses_the_blue_green_and_canary_overlays(tmp_path):  # R: K12, K5
+    for name, script in (("blue-green", "blue-green.sh"), ("canary", "canary.sh")):
+        p = run("deploy.sh", "--overlay", str(ROOT / "deploy/k8s/overlays" / name), "1.4.0",
+                tmp_path=tmp_path)
+        assert p.returncode == 1 and script in p.stderr, p.stderr
+    assert calls(tmp_path) == [] and calls(tmp_path, "docker-calls") == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_deploy_interrupted_after_apply_rolls_back(tmp_path, sig):  # R: K9
+    slow = tmp_path / "slow-kubectl"
+    slow.write_text(f"#!/bin/bash\n[[ $* == 'rollout status deployment/hale'* && ! -e {tmp_path}/undone ]]"
+                    f" && {{ touch {tmp_path}/waiting; sleep 2; }}\n"
+                    f"[[ $1 == rollout && $2 == undo ]] && touch {tmp_path}/undone\n"
+                    f"exec {FAKE_KUBECTL} \"$@\"\n")
+    slow.chmod(0o755)
+    proc = run("deploy.sh", "1.4.0", tmp_path=tmp_path, background=True, KUBECTL=str(slow))
+    end = time.monotonic() + 30
+    while not (tmp_path / "waiting").exists() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)
+    assert (tmp_path / "waiting").exists(), proc.communicate()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "interrupted by" in err
+    assert "rollout undo deployment/hale -n hale --to-revision=4" in calls(tmp_path)
+    assert state(tmp_path)["deployments"]["hale"]["template"] == \
+        state(tmp_path)["deployments"]["hale"]["history"]["4"]
