@@ -407,3 +407,45 @@ def test_production_image_comes_from_the_registry():  # R: K1, K5
     d = one(render("production"), "Deployment", "hale")
     assert container(d)["image"] == "registry.example.com/hale:0.1.0"
     assert container(d)["imagePullPolicy"] == "Always"
+
+
+# ----------------------------------------------------- K11: sqlite-single
+
+def test_sqlite_single_is_one_statefulset_pod_on_a_claim():  # R: K11
+    docs = render("deploy/k8s/overlays/sqlite-single")
+    assert not of_kind(docs, "Deployment") and not of_kind(docs, "HorizontalPodAutoscaler")
+    assert not of_kind(docs, "VerticalPodAutoscaler")
+    sts = one(docs, "StatefulSet", "hale")
+    spec = sts["spec"]
+    assert spec["replicas"] == 1
+    assert spec["podManagementPolicy"] == "OrderedReady"
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"   # old pod gone before the new one
+    assert one(docs, "Service", spec["serviceName"])
+    claims = {c["metadata"]["name"]: c for c in spec["volumeClaimTemplates"]}
+    assert claims["data"]["spec"]["accessModes"] == ["ReadWriteOncePod"]
+    tmpl = spec["template"]["spec"]
+    assert "data" not in {v["name"] for v in tmpl["volumes"]}, "data comes from the claim"
+    c = container(sts)
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["data"] == "/app/data"
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["APP_DATABASE__REQUIRE_URL"] == "false" and env["RUN_ENV"] == "production"
+    # the pod template is the base Deployment's (copied by kustomize), so
+    # probes, security context and resources cannot drift
+    base = one(render("base"), "Deployment", "hale")["spec"]["template"]
+    bc = container({"metadata": {"name": "base"}, "spec": {"template": base}})
+    for key in ("startupProbe", "readinessProbe", "livenessProbe", "securityContext", "resources",
+                "ports"):
+        assert c[key] == bc[key], key
+    assert tmpl["terminationGracePeriodSeconds"] == base["spec"]["terminationGracePeriodSeconds"]
+    sel = sts["spec"]["selector"]["matchLabels"]
+    assert selects(sel, spec["template"]["metadata"]["labels"])
+    assert selects(one(docs, "Service", "hale")["spec"]["selector"], spec["template"]["metadata"]["labels"])
+
+
+def test_kit_production_config_requires_a_database_url():  # R: K11
+    mine = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/production.toml").read_text())
+    assert mine["database"]["require_url"] is True
+    # hale's own production default stays usable on one machine
+    repo = ROOT / "config/production.toml"
+    if repo.exists():
+        assert tomllib.loads(repo.read_text()).get("database", {}).get("require_url") in (None, False)
