@@ -16,7 +16,9 @@
 #      Overlays without a Deployment "hale" are refused (blue-green:
 #      deploy/blue-green.sh; canary: deploy/canary.sh).
 #   4. check that the Secret hale-secrets exists (hale refuses to start
-#      without its API key in production, so this fails early and clearly)
+#      without its API key in production, so this fails early and clearly),
+#      and that the CRDs of every non-built-in kind in the render exist (the
+#      opt-in components in deploy/k8s/components); else nothing is applied
 #   5. record the Deployment's current revision
 #   6. kubectl diff (printed), then server-side apply with the field manager
 #      hale-deploy (--server-side --field-manager=hale-deploy
@@ -118,6 +120,27 @@ if ! awk -v want="$DEPLOYMENT" '
     *) die "$OVERLAY renders no Deployment $DEPLOYMENT: deploy.sh only rolls out that Deployment" ;;
   esac
 fi
+# The CustomResourceDefinitions the overlay's kinds need (K10): every
+# apiVersion group that is not built in, as <plural>.<group>.
+needed_crds() {
+  awk '/^---/ { api = ""; kind = "" }
+       /^apiVersion: / { api = $2 }
+       /^kind: / { kind = $2 }
+       api != "" && kind != "" { print api, kind; api = ""; kind = "" }' | sort -u |
+  while read -r api kind; do
+    [[ $api == */* ]] || continue
+    group=${api%/*}
+    case $group in
+      apps|batch|autoscaling|policy|networking.k8s.io|rbac.authorization.k8s.io|storage.k8s.io|\
+      apiextensions.k8s.io|coordination.k8s.io|discovery.k8s.io|scheduling.k8s.io|node.k8s.io|\
+      admissionregistration.k8s.io|certificates.k8s.io) continue ;;
+    esac
+    plural=$(tr '[:upper:]' '[:lower:]' <<<"$kind")
+    [[ $plural == *s ]] && plural+=es || plural+=s
+    printf '%s.%s\n' "$plural" "$group"
+  done | sort -u
+}
+mapfile -t CRDS < <(needed_crds <<<"$overlay_render")
 # The name(s) the overlay gives hale's image: whatever its newName is.
 mapfile -t overlay_names < <(hale_images <<<"$overlay_render" | while read -r ref; do
   image_name "$ref"; echo; done | sort -u)
@@ -181,6 +204,14 @@ fi
 # --- 4-5: preconditions -------------------------------------------------------
 kubectl_ get secret hale-secrets -n "$NAMESPACE" -o name ||
   die "Secret hale-secrets missing in namespace $NAMESPACE: create it first (README, 'Deployment runbook')"
+# A kind without its CRD fails `kubectl apply` part-way, after the Deployment
+# may already have changed: check them all first, change nothing if one lacks.
+missing=()
+for crd in "${CRDS[@]}"; do
+  kubectl_q "$crd" get crd "$crd" -o name >/dev/null || missing+=("$crd")
+done
+((${#missing[@]} == 0)) ||
+  die "the cluster lacks the CRD(s) ${missing[*]} that the overlay's components need: install them, or drop the component (deploy/k8s/components) from the overlay's kustomization.yaml; nothing was applied"
 rev_before=$(kubectl_q "1" get deployment "$DEPLOYMENT" -n "$NAMESPACE" --ignore-not-found \
   -o 'jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}') ||
   die "cannot read Deployment $DEPLOYMENT"

@@ -76,7 +76,7 @@ CASES = {
                         "policy", r"terminationGracePeriodSeconds 25 must exceed"),
     "crd-misspelled-field": (edit("deploy/monitoring/servicemonitor.yaml", "interval: 30s", "intervall: 30s"),
                              "schema-crd", r"ServiceMonitor/hale: spec\.endpoints\.0: Additional properties.*'intervall'"),
-    "crd-wrong-value": (edit("deploy/k8s/base/workload/vpa.yaml", 'updateMode: "Off"', "updateMode: Sometimes"),
+    "crd-wrong-value": (edit("deploy/k8s/components/vpa/vpa.yaml", 'updateMode: "Off"', "updateMode: Sometimes"),
                         "schema-crd", r"VerticalPodAutoscaler/hale: spec\.updatePolicy\.updateMode: 'Sometimes'"),
     "unknown-kind": (add_file("deploy/k8s/base/shared/cert.yaml",
                               "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: hale\n"

@@ -8,8 +8,9 @@ import re
 import tomllib
 
 import pytest
+import yaml
 
-from conftest import ROOT, container, of_kind, one, port_of, render, selects
+from conftest import OVERLAYS, ROOT, container, of_kind, one, port_of, render, selects
 
 GUIDE_HPA_BEHAVIOR = {
     "scaleDown": {"stabilizationWindowSeconds": 300,
@@ -449,3 +450,46 @@ def test_kit_production_config_requires_a_database_url():  # R: K11
     repo = ROOT / "config/production.toml"
     if repo.exists():
         assert tomllib.loads(repo.read_text()).get("database", {}).get("require_url") in (None, False)
+
+
+# ------------------------------------------------- K10: CRD kinds opt-in
+
+CRD_KINDS = {"VerticalPodAutoscaler", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
+
+
+def test_base_has_only_built_in_kinds():  # R: K10
+    for name in ("deploy/k8s/base", "deploy/k8s/base/workload", "deploy/k8s/base/shared",
+                 "deploy/k8s/overlays/sqlite-single"):
+        kinds = {d["kind"] for d in render(name)}
+        assert not kinds & CRD_KINDS, f"{name} renders {kinds & CRD_KINDS}"
+
+
+def test_crd_kinds_come_only_from_components():  # R: K10
+    comps = ROOT / "deploy/k8s/components"
+    for k in comps.glob("*/kustomization.yaml"):
+        assert yaml.safe_load(k.read_text())["kind"] == "Component", k
+    # each overlay that has CRD kinds lists the components that bring them
+    for name in ("production", "blue-green", "canary"):
+        texts = [p.read_text() for p in (ROOT / OVERLAYS[name]).rglob("kustomization.yaml")]
+        kinds = {d["kind"] for d in render(name)} & CRD_KINDS
+        assert kinds, name
+        assert not any(re.search(r"^\s*- \S*monitoring(/podmonitor)?\s*$", t, re.M) and "components:" not in t
+                       for t in texts), f"{name} includes deploy/monitoring as a resource"
+        assert any("components/monitoring" in t for t in texts), name
+
+
+def test_release_label_set_in_one_place():  # R: K10, O5
+    comp = yaml.safe_load((ROOT / "deploy/k8s/components/monitoring/kustomization.yaml").read_text())
+    ops = [op for p in comp["patches"] for op in yaml.safe_load(p["patch"])]
+    release = next(op["value"] for op in ops if op["path"] == "/metadata/labels/release")
+    assert release == "kube-prometheus-stack"
+    n = 0
+    for name in ("production", "blue-green", "canary"):
+        for d in render(name):
+            if d["kind"] in {"ServiceMonitor", "PodMonitor", "PrometheusRule"}:
+                assert d["metadata"]["labels"].get("release") == release, (name, d["kind"])
+                n += 1
+    assert n >= 6
+    hits = [p for p in (ROOT / "deploy").rglob("*.yaml") if "crds" not in p.parts and any(
+        release in line.split("#")[0] for line in p.read_text().splitlines())]
+    assert hits == [ROOT / "deploy/k8s/components/monitoring/kustomization.yaml"], hits

@@ -75,6 +75,9 @@ DEPLOY_SEQUENCE = [
     r"docker image inspect --format '\{\{range \.RepoDigests\}\}\{\{println \.\}\}\{\{end\}\}' "
     r"registry\.example\.com/hale:1\.4\.0",
     r"kubectl get secret hale-secrets -n hale -o name",
+    r"kubectl get crd prometheusrules\.monitoring\.coreos\.com -o name",
+    r"kubectl get crd servicemonitors\.monitoring\.coreos\.com -o name",
+    r"kubectl get crd verticalpodautoscalers\.autoscaling\.k8s\.io -o name",
     r"kubectl get deployment hale -n hale --ignore-not-found -o '" + REV,
     r"kubectl diff --server-side --field-manager=hale-deploy --force-conflicts -k \S+/hale-deploy\.\w+",
     r"kubectl apply --server-side --field-manager=hale-deploy --force-conflicts -k \S+/hale-deploy\.\w+",
@@ -168,8 +171,10 @@ def test_deploy_success_applies_a_digest_pinned_image(tmp_path):  # R: K5, K1, K
             FAKE_KUBECTL_CRDS="all")
     assert p.returncode == 0, p.stdout + p.stderr
     k = calls(tmp_path)
-    assert [c.split(" -n ")[0].split(" --")[0] for c in k] == [
-        "get secret hale-secrets", "get deployment hale", "diff", "apply",
+    assert [c.split(" -n ")[0].split(" --")[0].split(" -o ")[0] for c in k] == [
+        "get secret hale-secrets", "get crd prometheusrules.monitoring.coreos.com",
+        "get crd servicemonitors.monitoring.coreos.com", "get crd verticalpodautoscalers.autoscaling.k8s.io",
+        "get deployment hale", "diff", "apply",
         "rollout status deployment/hale", "get pods", "run hale-smoke-1-4-0"]
     assert not any(c.startswith("rollout undo") for c in k)
     assert "7 live pods" not in p.stdout and "3 live pods run sha256:" in p.stdout
@@ -324,10 +329,7 @@ def test_fake_kubectl_models_the_api_server(tmp_path):  # R: K8, K10
     over = tmp_path / "o"
     over.mkdir()
     base = os.path.relpath(ROOT / "deploy/k8s/base/workload", over)
-    (over / "kustomization.yaml").write_text(
-        f"resources: [{base}]\npatches:\n  - patch: |-\n      $patch: delete\n"
-        "      apiVersion: autoscaling.k8s.io/v1\n      kind: VerticalPodAutoscaler\n"
-        "      metadata: {name: hale}\n")
+    (over / "kustomization.yaml").write_text(f"resources: [{base}]\npatches:\n")
     assert k("apply", "-k", str(over)).returncode == 0
     st = state(tmp_path)["deployments"]["hale"]
     assert (st["revision"], st["replicas"]) == (5, 10)         # new template, HPA's count kept
@@ -343,7 +345,11 @@ def test_fake_kubectl_models_the_api_server(tmp_path):  # R: K8, K10
     st = state(tmp_path)["deployments"]["hale"]
     assert st["revision"] == 6 and st["template"] == st["history"]["4"]
     # an unknown kind (the VPA, with no CRD) fails the whole apply
-    p = k("apply", "-k", str(ROOT / "deploy/k8s/base/workload"))
+    vpa = tmp_path / "with-vpa"
+    vpa.mkdir()
+    (vpa / "kustomization.yaml").write_text(
+        f"resources: [{base}]\ncomponents: [{os.path.relpath(ROOT / 'deploy/k8s/components/vpa', vpa)}]\n")
+    p = k("apply", "-k", str(vpa))
     assert p.returncode == 1 and "VerticalPodAutoscaler/hale" in p.stderr
     assert state(tmp_path)["deployments"]["hale"]["revision"] == 6
 
@@ -471,3 +477,37 @@ def test_deploy_interrupted_after_apply_rolls_back(tmp_path, sig):  # R: K9
     assert "rollout undo deployment/hale -n hale --to-revision=4" in calls(tmp_path)
     assert state(tmp_path)["deployments"]["hale"]["template"] == \
         state(tmp_path)["deployments"]["hale"]["history"]["4"]
+
+
+@pytest.mark.parametrize("installed, missing", [
+    ("", "prometheusrules.monitoring.coreos.com servicemonitors.monitoring.coreos.com "
+         "verticalpodautoscalers.autoscaling.k8s.io"),
+    ("prometheusrules.monitoring.coreos.com servicemonitors.monitoring.coreos.com",
+     "verticalpodautoscalers.autoscaling.k8s.io"),
+])
+def test_deploy_checks_the_crds_before_applying(tmp_path, installed, missing):  # R: K10
+    # without the check, the fake (like the API server) fails the apply on
+    # the unknown kind and deploy.sh rolls back a good release
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_CRDS=installed)
+    assert p.returncode == 1
+    assert f"lacks the CRD(s) {missing}" in p.stderr and "nothing was applied" in p.stderr
+    k = calls(tmp_path)
+    assert not any(c.startswith(("apply", "diff", "rollout")) for c in k)
+    assert state(tmp_path)["deployments"]["hale"]["revision"] == 4
+
+
+def test_deploy_on_a_cluster_with_the_crds(tmp_path):  # R: K10
+    p = run("deploy.sh", "1.4.0", tmp_path=tmp_path,
+            FAKE_KUBECTL_CRDS="prometheusrules.monitoring.coreos.com servicemonitors.monitoring.coreos.com "
+                              "verticalpodautoscalers.autoscaling.k8s.io")
+    assert p.returncode == 0, p.stdout + p.stderr
+    kinds = {d["kind"] for d in applied(tmp_path)}
+    assert {"VerticalPodAutoscaler", "ServiceMonitor", "PrometheusRule"} <= kinds
+
+
+def test_base_without_components_deploys_on_a_bare_cluster(tmp_path):  # R: K10
+    p = run("deploy.sh", "--overlay", str(ROOT / "deploy/k8s/base"), "1.4.0", tmp_path=tmp_path,
+            FAKE_KUBECTL_CRDS="")
+    # the base names its image "hale": deploy.sh finds it whatever it is called
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not any(c.startswith("get crd") for c in calls(tmp_path))
