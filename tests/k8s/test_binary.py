@@ -337,3 +337,23 @@ def test_sqlite_single_overlay_starts_without_a_database_url(tmp_path):  # R: K1
     assert rows["database.require_url"][0] == "false"
     assert rows["database.sqlite_path"][0] == '"./data/hale.db"'   # /app/data: the claim
     assert mounts["/app/data"]["name"] in {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+
+
+def test_init_container_migrate_command_runs_with_the_kit_config(prod, app_dir):  # R: K12, K11
+    init = prod["deploy"]["spec"]["template"]["spec"]["initContainers"][0]
+    env = {e["name"]: e["value"] for e in init["env"]}
+    base = hale_env(prod, app_dir)
+    base.update(env)
+    base["HALE_CONFIG_DIR"] = str(app_dir / "config")
+    # as shipped, without a database-url: refused like the app itself (78)
+    p = subprocess.run([str(HALE), *init["args"]], env=base, cwd=app_dir, capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert p.returncode == 78 and "database.require_url" in p.stdout + p.stderr, p.stdout + p.stderr
+    # with the embedded store standing in for PostgreSQL: applies the schema
+    p = subprocess.run([str(HALE), *init["args"]], env=dict(base, APP_DATABASE__REQUIRE_URL="false"),
+                       cwd=app_dir, capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "schema ready" in p.stdout
+    # and the app, with migrate_on_start = false, starts on that schema
+    _, rows = parse_config(hale_config(dict(base, APP_DATABASE__REQUIRE_URL="false"), cwd=app_dir).stdout)
+    assert rows["database.migrate_on_start"][0] == "false"

@@ -493,3 +493,43 @@ def test_release_label_set_in_one_place():  # R: K10, O5
     hits = [p for p in (ROOT / "deploy").rglob("*.yaml") if "crds" not in p.parts and any(
         release in line.split("#")[0] for line in p.read_text().splitlines())]
     assert hits == [ROOT / "deploy/k8s/components/monitoring/kustomization.yaml"], hits
+
+
+# ------------------------------------------- K12: migrations before start
+
+def _lock_wait_s():
+    """hale's bound on waiting for another instance's migration lock (the
+    default in src/app/backends.c; no setting changes it)."""
+    src = (ROOT / "src/app/backends.c").read_text()
+    return int(re.search(r"migrate_lock_wait_ms = (\d+);", src).group(1)) / 1000
+
+
+def test_migrations_run_in_an_init_container(overlay):  # R: K12
+    name, docs = overlay
+    for d in deployments(docs):
+        pod = d["spec"]["template"]["spec"]
+        inits = pod.get("initContainers", [])
+        assert [c["name"] for c in inits] == ["migrate"], f"{name}: {d['metadata']['name']}"
+        m, app = inits[0], container(d)
+        assert m["args"] == ["migrate"] and "command" not in m
+        assert m["image"] == app["image"], "migrate with the release being rolled out"
+        assert m["env"] == app["env"]
+        assert m["securityContext"] == app["securityContext"]
+        assert m["volumeMounts"] == app["volumeMounts"]
+        assert "startupProbe" not in m and "livenessProbe" not in m
+    mine = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/production.toml").read_text())
+    assert mine["database"]["migrate_on_start"] is False
+
+
+def test_app_wait_is_strictly_inside_the_startup_budget(overlay):  # R: K12, H3, L2
+    _, docs = overlay
+    mine = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/production.toml").read_text())
+    default = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/default.toml").read_text())
+    db = {**default["database"], **mine.get("database", {})}
+    worst = _lock_wait_s() + duration_s(db["connect_timeout"]) + duration_s(db["statement_timeout"])
+    for d in deployments(docs):
+        sp = container(d)["startupProbe"]
+        budget = sp["periodSeconds"] * sp["failureThreshold"]
+        assert worst < budget, f"{d['metadata']['name']}: waits {worst:g}s, startup budget {budget}s"
+    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
+    assert "Startup budget" in text and "drain" in text
