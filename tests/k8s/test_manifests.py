@@ -533,3 +533,53 @@ def test_app_wait_is_strictly_inside_the_startup_budget(overlay):  # R: K12, H3,
         assert worst < budget, f"{d['metadata']['name']}: waits {worst:g}s, startup budget {budget}s"
     text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
     assert "Startup budget" in text and "drain" in text
+
+
+# ------------------------------------------------ L1: deadlines that nest
+
+def _workloads(docs):
+    return of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
+
+
+SHIPPED = list(OVERLAYS.values()) + ["deploy/k8s/overlays/sqlite-single"]
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_every_deadline_pair_nests(path):  # R: L1, K1, K12
+    """Reads the shipped files only (the ConfigMap's default.toml +
+    production.toml as hale merges them, and the rendered manifests): each
+    inner deadline is strictly shorter than the one containing it."""
+    docs = render(path)
+    for d in _workloads(docs):
+        what = f"{path}: {d['kind']}/{d['metadata']['name']}"
+        cfg, _ = effective_config(docs, d)
+        srv, db, rd, sd = (cfg.get(k, {}) for k in ("server", "database", "redis", "shutdown"))
+        drain, timeout = duration_s(sd["drain_delay"]), duration_s(sd["timeout"])
+        pairs = [
+            # connections and requests inside the shutdown timeout
+            ("server.body_timeout", srv.get("body_timeout"), "shutdown.timeout", sd["timeout"]),
+            ("server.idle_timeout", srv.get("idle_timeout"), "shutdown.timeout", sd["timeout"]),
+            ("server.header_timeout", srv.get("header_timeout"), "server.body_timeout", srv.get("body_timeout")),
+            # a store call inside a request inside the shutdown
+            ("database.statement_timeout", db["statement_timeout"], "shutdown.timeout", sd["timeout"]),
+            ("database.connect_timeout", db["connect_timeout"], "shutdown.timeout", sd["timeout"]),
+            ("redis.timeout", rd["timeout"], "database.statement_timeout", db["statement_timeout"]),
+            # a readiness check finishes before the next one starts
+            ("database.check_timeout", db["check_timeout"], "database.check_interval", db["check_interval"]),
+        ]
+        for inner, iv, outer, ov in pairs:
+            if iv is None:   # a setting this configuration leaves to hale's default
+                assert inner == "server.header_timeout", f"{what}: {inner} not set explicitly"
+                continue
+            assert duration_s(iv) < duration_s(ov), f"{what}: {inner} {iv} must be < {outer} {ov}"
+        pod = d["spec"]["template"]["spec"]
+        grace = pod["terminationGracePeriodSeconds"]
+        assert drain + timeout + 5 <= grace, f"{what}: drain + timeout + 5 s margin > grace {grace}"
+        for c in pod["containers"]:
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                pr = c.get(probe)
+                if pr:
+                    assert pr["timeoutSeconds"] <= pr["periodSeconds"], f"{what}: {probe} timeout > period"
+        # the readiness probe sees a check result at most check_interval old
+        rp = container(d)["readinessProbe"]
+        assert duration_s(db["check_interval"]) < rp["periodSeconds"] * rp["failureThreshold"]
