@@ -583,3 +583,23 @@ def test_every_deadline_pair_nests(path):  # R: L1, K1, K12
         # the readiness probe sees a check result at most check_interval old
         rp = container(d)["readinessProbe"]
         assert duration_s(db["check_interval"]) < rp["periodSeconds"] * rp["failureThreshold"]
+
+
+# ------------------------------------------------------ item 10 (K1, K2)
+
+def test_topology_spread_per_replicaset(overlay):  # R: K1, K2
+    _, docs = overlay
+    for d in deployments(docs):
+        tsc = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert {t["topologyKey"] for t in tsc} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+        for t in tsc:
+            assert t.get("matchLabelKeys") == ["pod-template-hash"], t
+
+
+def test_ingress_rate_limit_documents_per_ip_and_cdn_keying():  # R: K1
+    text = (ROOT / "deploy/k8s/base/shared/ingress.yaml").read_text()
+    assert "PER CLIENT IP" in text
+    for key in ("use-forwarded-headers", "forwarded-for-header", "proxy-real-ip-cidr", "CDN"):
+        assert key in text, key
+    ing = one(render("base"), "Ingress", "hale")["metadata"]["annotations"]
+    assert ing["nginx.ingress.kubernetes.io/limit-rps"] == "100"
