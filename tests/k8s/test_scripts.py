@@ -101,59 +101,6 @@ def test_deploy_dry_run_prints_the_sequence_and_runs_nothing(tmp_path):  # R: K5
     assert "hale 1.4.0 deployed" in p.stdout
 
 
-def test_blue_green_switch_dry_run(tmp_path):  # R: K5, K4
-    p = run("blue-green.sh", "--dry-run", "switch", "green", tmp_path=tmp_path)
-    assert p.returncode == 0, p.stderr
-    img = r"-o 'jsonpath=\{\.spec\.template\.spec\.containers\[\?\(@\.name==\"hale\"\)\]\.image\}'"
-    assert_sequence(traced(p), [
-        r"kubectl get service hale -n hale -o jsonpath=\{\.spec\.selector\.color\}",
-        r"kubectl rollout status deployment/hale-green -n hale --timeout=120s",
-        r"kubectl get deployment hale-green -n hale -o 'jsonpath=\{\.spec\.replicas\} .*'",
-        r"kubectl get deployment hale-green -n hale " + img,
-        r"kubectl get deployment hale-blue -n hale " + img,
-        r"kubectl patch service hale -n hale --type=merge -p "
-        r"'\{\"spec\":\{\"selector\":\{\"color\":\"green\"\}\}\}'",
-        r"kubectl get service hale -n hale -o jsonpath=\{\.spec\.selector\.color\}",
-    ])
-    assert calls(tmp_path) == []
-    assert re.search(r"switch back with: \S*deploy/blue-green.sh switch blue", p.stdout)
-
-
-def test_canary_dry_runs(tmp_path):  # R: K5, K4
-    img = r"-o 'jsonpath=\{\.spec\.template\.spec\.containers\[\?\(@\.name==\"hale\"\)\]\.image\}'"
-    counts = r"-o 'jsonpath=\{\.spec\.replicas\} .*'"
-    p = run("canary.sh", "--dry-run", "start", "1.5.0", tmp_path=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert_sequence(traced(p), [
-        r"kubectl get deployment hale-stable -n hale " + img,
-        r"kubectl set image deployment/hale-canary -n hale hale=registry\.example\.com/hale:1\.5\.0",
-        r"kubectl scale deployment/hale-canary -n hale --replicas=1",
-        r"kubectl rollout status deployment/hale-canary -n hale --timeout=300s",
-        r"kubectl get deployment hale-canary -n hale " + counts,
-        r"kubectl annotate ingress hale-canary -n hale --overwrite "
-        r"nginx\.ingress\.kubernetes\.io/canary-weight=10",
-    ])
-    p = run("canary.sh", "--dry-run", "promote", tmp_path=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert_sequence(traced(p), [
-        r"kubectl get deployment hale-canary -n hale " + counts,
-        r"kubectl get deployment hale-canary -n hale " + img,
-        r"kubectl get deployment hale-stable -n hale " + img,
-        r"kubectl set image deployment/hale-stable -n hale 'hale=<image of hale-canary>'",
-        r"kubectl rollout status deployment/hale-stable -n hale --timeout=600s",
-        r"kubectl annotate ingress hale-canary -n hale --overwrite "
-        r"nginx\.ingress\.kubernetes\.io/canary-weight=0",
-        r"kubectl scale deployment/hale-canary -n hale --replicas=0",
-    ])
-    p = run("canary.sh", "--dry-run", "abort", tmp_path=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert_sequence(traced(p), [
-        r"kubectl annotate ingress hale-canary -n hale --overwrite "
-        r"nginx\.ingress\.kubernetes\.io/canary-weight=0",
-        r"kubectl scale deployment/hale-canary -n hale --replicas=0"])
-    assert calls(tmp_path) == []
-
-
 def test_env_overrides_kubectl_docker_namespace_registry(tmp_path):  # R: K5
     p = run("deploy.sh", "--dry-run", "2.0.0", tmp_path=tmp_path,
             KUBECTL="kubectl --context prod", DOCKER="podman", NAMESPACE="shop", REGISTRY="reg.local:5000")
@@ -243,64 +190,6 @@ def test_deploy_usage_errors_touch_nothing(tmp_path, args):  # R: K5
     p = run("deploy.sh", *args, tmp_path=tmp_path)
     assert p.returncode != 0
     assert calls(tmp_path) == [] and calls(tmp_path, "docker-calls") == []
-
-
-def test_blue_green_switch_and_back(tmp_path):  # R: K5, K4
-    p = run("blue-green.sh", "switch", "green", tmp_path=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert (tmp_path / "color").read_text() == "green"
-    assert "Service hale selector color: blue -> green" in p.stdout
-    assert "now: hale-green (registry.example.com/hale:hale-green)" in p.stdout
-    p = run("blue-green.sh", "switch", "blue", tmp_path=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert (tmp_path / "color").read_text() == "blue"
-    p = run("blue-green.sh", "switch", "blue", tmp_path=tmp_path)
-    assert p.returncode == 0 and "already live" in p.stdout
-    assert sum(c.startswith("patch") for c in calls(tmp_path)) == 2
-
-
-@pytest.mark.parametrize("env, message", [
-    ({"FAKE_KUBECTL_COUNTS": "3 3 2 2"}, "hale-green is not fully ready"),
-    ({"FAKE_KUBECTL_COUNTS": "0 0 0 0"}, "hale-green has no replicas"),
-    ({"FAKE_KUBECTL_FAIL": "rollout status"}, "has not finished rolling out"),
-])
-def test_blue_green_refuses_to_switch_to_an_unready_colour(tmp_path, env, message):  # R: K5, K4
-    p = run("blue-green.sh", "switch", "green", tmp_path=tmp_path, **env)
-    assert p.returncode == 1
-    assert message in p.stderr
-    assert not any(c.startswith("patch") for c in calls(tmp_path))
-    assert (tmp_path / "color").read_text() == "blue"
-
-
-def test_blue_green_rejects_unknown_colour(tmp_path):  # R: K5
-    p = run("blue-green.sh", "switch", "red", tmp_path=tmp_path)
-    assert p.returncode == 1 and "blue or green" in p.stderr
-    assert calls(tmp_path) == []
-
-
-def test_canary_start_failure_empties_the_canary(tmp_path):  # R: K5
-    p = run("canary.sh", "start", "1.5.0", tmp_path=tmp_path, FAKE_KUBECTL_FAIL="rollout status")
-    assert p.returncode == 1
-    assert "did not become ready" in p.stderr
-    assert calls(tmp_path)[-1] == "scale deployment/hale-canary -n hale --replicas=0"
-
-
-def test_canary_promote_failure_rolls_stable_back(tmp_path):  # R: K5
-    p = run("canary.sh", "promote", tmp_path=tmp_path,
-            FAKE_KUBECTL_FAIL="rollout status deployment/hale-stable", FAKE_KUBECTL_FAIL_TIMES=1)
-    assert p.returncode == 1
-    assert "promotion of registry.example.com/hale:hale-canary failed" in p.stderr
-    k = calls(tmp_path)
-    assert "set image deployment/hale-stable -n hale hale=registry.example.com/hale:hale-canary" in k
-    assert k[-2:] == ["rollout undo deployment/hale-stable -n hale",
-                      "rollout status deployment/hale-stable -n hale --timeout=600s"]
-    assert not any(c.startswith("scale deployment/hale-canary") for c in k), "canary kept for inspection"
-
-
-def test_canary_promote_refuses_an_unready_canary(tmp_path):  # R: K5
-    p = run("canary.sh", "promote", tmp_path=tmp_path, FAKE_KUBECTL_COUNTS="1 1 0 0")
-    assert p.returncode == 1 and "not fully ready" in p.stderr
-    assert not any(c.startswith("set image") for c in calls(tmp_path))
 
 
 def test_scripts_are_strict_and_have_dry_run():  # R: K5
@@ -511,3 +400,215 @@ def test_base_without_components_deploys_on_a_bare_cluster(tmp_path):  # R: K10
     # the base names its image "hale": deploy.sh finds it whatever it is called
     assert p.returncode == 0, p.stdout + p.stderr
     assert not any(c.startswith("get crd") for c in calls(tmp_path))
+
+
+# ------------------------------- K12: blue-green and canary keep git in step
+
+import shutil  # noqa: E402
+
+REF_A = "registry.example.com/hale@sha256:" + "a" * 64
+REF_B = "registry.example.com/hale@sha256:" + "b" * 64
+
+
+@pytest.fixture()
+def kit(tmp_path):
+    """A copy of deploy/ (the scripts edit their overlay's files)."""
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "deploy", root / "deploy")
+    return root / "deploy"
+
+
+def kfake(tmp_path, *args):
+    env = dict(os.environ, FAKE_KUBECTL_DIR=str(tmp_path), FAKE_KUBECTL_RENDER=kubectl_path(),
+               FAKE_KUBECTL_CRDS="all")
+    p = subprocess.run([FAKE_KUBECTL, *args], capture_output=True, text=True, env=env, check=False)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def run_kit(kit, script, *args, tmp_path, **env):
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("FAKE_") or k in ("KUBECTL", "NAMESPACE", "OVERLAY"):
+            del e[k]
+    e.update(KUBECTL=FAKE_KUBECTL, FAKE_KUBECTL_DIR=str(tmp_path), FAKE_KUBECTL_RENDER=kubectl_path(),
+             FAKE_KUBECTL_CRDS="all", TMPDIR=str(tmp_path))
+    e.update({k: str(v) for k, v in env.items()})
+    return subprocess.run(["bash", str(kit / script), *args], capture_output=True, text=True, env=e,
+                          cwd=kit, timeout=120, check=False)
+
+
+def traced_text(p):
+    return "\n".join("+ " + line for line in traced(p))
+
+
+def image_in(tmp_path, name):
+    return state(tmp_path)["deployments"][name]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_blue_green_stage_and_switch_survive_a_reapply(kit, tmp_path):  # R: K12, K4, K5
+    over = kit / "k8s/overlays/blue-green"
+    kfake(tmp_path, "apply", "-k", str(over))                  # the overlay as shipped: blue live
+    kfake(tmp_path, "scale", "deployment/hale-blue", "--replicas=7")   # the HPA scaled blue
+    p = run_kit(kit, "blue-green.sh", "stage", REF_A, tmp_path=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert image_in(tmp_path, "hale-green") == REF_A and image_in(tmp_path, "hale-blue").endswith(":0.1.0")
+    assert "digest: sha256:" + "a" * 64 in (over / "green/kustomization.yaml").read_text()
+    p = run_kit(kit, "blue-green.sh", "switch", "green", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert state(tmp_path)["color"] == "green"
+    assert "color: green" in (over / "live-colour.yaml").read_text()
+    assert "commit them" in p.stdout or "commit this change" in p.stdout
+    # the idle colour was scaled to the live colour's count before the switch
+    k = calls(tmp_path)
+    sc = k.index("scale deployment/hale-green -n hale --replicas=7")
+    assert sc < next(i for i, c in enumerate(k) if c.startswith("patch service"))
+    # a later plain apply (or GitOps sync) of the overlay changes nothing
+    rev = {n: d["revision"] for n, d in state(tmp_path)["deployments"].items()}
+    kfake(tmp_path, "apply", "-k", str(over))
+    assert state(tmp_path)["color"] == "green", "a re-apply flipped traffic back"
+    assert {n: d["revision"] for n, d in state(tmp_path)["deployments"].items()} == rev
+    assert image_in(tmp_path, "hale-green") == REF_A
+
+
+def test_blue_green_switch_and_back(kit, tmp_path):  # R: K5, K4, K12
+    kfake(tmp_path, "apply", "-k", str(kit / "k8s/overlays/blue-green"))
+    p = run_kit(kit, "blue-green.sh", "switch", "green", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "Service hale selector color: blue -> green" in p.stdout
+    assert "now: hale-green (registry.example.com/hale:0.1.0)" in p.stdout
+    assert re.search(r"switch back with: \S*deploy/blue-green.sh switch blue", p.stdout)
+    p = run_kit(kit, "blue-green.sh", "switch", "blue", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert state(tmp_path)["color"] == "blue"
+    assert "color: blue" in (kit / "k8s/overlays/blue-green/live-colour.yaml").read_text()
+    p = run_kit(kit, "blue-green.sh", "switch", "blue", tmp_path=tmp_path)
+    assert p.returncode == 0 and "already live" in p.stdout
+    assert sum(c.startswith("patch") for c in calls(tmp_path)) == 2
+
+
+def test_blue_green_dry_run_edits_nothing(kit, tmp_path):  # R: K5, K12
+    before = {f: f.read_text() for f in (kit / "k8s/overlays/blue-green").rglob("*.yaml")}
+    for args in (["switch", "green"], ["stage", REF_A]):
+        p = run_kit(kit, "blue-green.sh", "--dry-run", *args, tmp_path=tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+    assert calls(tmp_path) == []
+    assert {f: f.read_text() for f in before} == before
+    assert "+ kubectl apply --server-side --field-manager=hale-deploy" in traced_text(p)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FAKE_KUBECTL_COUNTS": "3 3 2 2"}, "hale-green is not fully ready"),
+    ({"FAKE_KUBECTL_FAIL": "rollout status"}, "has not finished rolling out"),
+])
+def test_blue_green_refuses_to_switch_to_an_unready_colour(kit, tmp_path, env, message):  # R: K5, K4
+    kfake(tmp_path, "apply", "-k", str(kit / "k8s/overlays/blue-green"))
+    p = run_kit(kit, "blue-green.sh", "switch", "green", tmp_path=tmp_path, **env)
+    assert p.returncode == 1
+    assert message in p.stderr
+    assert not any(c.startswith("patch") for c in calls(tmp_path))
+    assert state(tmp_path)["color"] == "blue"
+    assert "color: blue" in (kit / "k8s/overlays/blue-green/live-colour.yaml").read_text()
+
+
+def test_blue_green_rejects_unknown_colour_and_tags(kit, tmp_path):  # R: K5, K12
+    p = run_kit(kit, "blue-green.sh", "switch", "red", tmp_path=tmp_path)
+    assert p.returncode == 1 and "blue or green" in p.stderr
+    p = run_kit(kit, "blue-green.sh", "stage", "registry.example.com/hale:1.5.0", tmp_path=tmp_path)
+    assert p.returncode == 1 and "by digest" in p.stderr
+    assert calls(tmp_path) == []
+
+
+def canary_files(kit):
+    o = kit / "k8s/overlays/canary"
+    return {"weight": re.search(r'canary-weight: "(\d+)"', (o / "canary/ingress.yaml").read_text()).group(1),
+            "replicas": re.search(r"replicas: (\d+)", (o / "canary/replicas.yaml").read_text()).group(1),
+            "canary": (o / "canary/kustomization.yaml").read_text(),
+            "stable": (o / "stable/kustomization.yaml").read_text()}
+
+
+def live_canary(tmp_path):
+    st = state(tmp_path)
+    ing = st["objects"]["Ingress/hale-canary"]["metadata"]["annotations"]
+    return int(ing["nginx.ingress.kubernetes.io/canary-weight"]), st["deployments"]["hale-canary"]["replicas"]
+
+
+def test_canary_start_promote_keep_git_and_cluster_agreeing(kit, tmp_path):  # R: K12, K4, K5
+    over = kit / "k8s/overlays/canary"
+    kfake(tmp_path, "apply", "-k", str(over))
+    p = run_kit(kit, "canary.sh", "start", REF_B, tmp_path=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert image_in(tmp_path, "hale-canary") == REF_B
+    assert live_canary(tmp_path) == (10, 1)
+    f = canary_files(kit)
+    assert (f["weight"], f["replicas"]) == ("10", "1") and "sha256:" + "b" * 64 in f["canary"]
+    # weight 0 until the canary was ready: the first apply after the edit
+    applies = [c for c in calls(tmp_path) if c.startswith("apply --server-side")]
+    assert len(applies) == 2
+    p = run_kit(kit, "canary.sh", "promote", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert image_in(tmp_path, "hale-stable") == REF_B
+    assert live_canary(tmp_path) == (0, 0)
+    f = canary_files(kit)
+    assert (f["weight"], f["replicas"]) == ("0", "0") and "sha256:" + "b" * 64 in f["stable"]
+    # a re-apply neither revives the canary nor reverts the promotion
+    kfake(tmp_path, "apply", "-k", str(over))
+    assert live_canary(tmp_path) == (0, 0) and image_in(tmp_path, "hale-stable") == REF_B
+
+
+def test_canary_abort_survives_a_reapply(kit, tmp_path):  # R: K12
+    over = kit / "k8s/overlays/canary"
+    kfake(tmp_path, "apply", "-k", str(over))
+    assert run_kit(kit, "canary.sh", "start", REF_B, tmp_path=tmp_path).returncode == 0
+    p = run_kit(kit, "canary.sh", "abort", tmp_path=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert live_canary(tmp_path) == (0, 0)
+    kfake(tmp_path, "apply", "-k", str(over))
+    assert live_canary(tmp_path) == (0, 0), "a re-apply revived the aborted canary"
+    assert image_in(tmp_path, "hale-stable").endswith(":0.1.0")
+
+
+def test_canary_goes_by_digest(kit, tmp_path):  # R: K12
+    p = run_kit(kit, "canary.sh", "start", "1.5.0", tmp_path=tmp_path)
+    assert p.returncode == 1 and "canaries go by digest" in p.stderr
+    assert calls(tmp_path) == []
+
+
+def test_canary_start_failure_empties_the_canary(kit, tmp_path):  # R: K5, K12
+    kfake(tmp_path, "apply", "-k", str(kit / "k8s/overlays/canary"))
+    p = run_kit(kit, "canary.sh", "start", REF_B, tmp_path=tmp_path, FAKE_KUBECTL_FAIL="rollout status")
+    assert p.returncode == 1
+    assert "did not become ready" in p.stderr
+    assert live_canary(tmp_path) == (0, 0)
+    f = canary_files(kit)
+    assert (f["weight"], f["replicas"]) == ("0", "0")
+
+
+def test_canary_promote_failure_rolls_stable_back(kit, tmp_path):  # R: K5, K12
+    kfake(tmp_path, "apply", "-k", str(kit / "k8s/overlays/canary"))
+    assert run_kit(kit, "canary.sh", "start", REF_B, tmp_path=tmp_path).returncode == 0
+    p = run_kit(kit, "canary.sh", "promote", tmp_path=tmp_path,
+                FAKE_KUBECTL_FAIL="rollout status deployment/hale-stable", FAKE_KUBECTL_FAIL_TIMES=1)
+    assert p.returncode == 1
+    assert f"promotion of {REF_B} failed" in p.stderr
+    assert image_in(tmp_path, "hale-stable").endswith(":0.1.0")
+    f = canary_files(kit)
+    assert "newTag: 0.1.0" in f["stable"] and (f["weight"], f["replicas"]) == ("10", "1")
+    assert live_canary(tmp_path) == (10, 1), "canary kept for inspection"
+
+
+def test_canary_promote_refuses_an_unready_canary(kit, tmp_path):  # R: K5
+    kfake(tmp_path, "apply", "-k", str(kit / "k8s/overlays/canary"))
+    p = run_kit(kit, "canary.sh", "promote", tmp_path=tmp_path, FAKE_KUBECTL_COUNTS="1 1 0 0")
+    assert p.returncode == 1 and "not fully ready" in p.stderr
+    assert not any(c.startswith("apply") for c in calls(tmp_path)[1:])
+
+
+def test_canary_dry_runs_edit_nothing(kit, tmp_path):  # R: K5
+    before = {f: f.read_text() for f in (kit / "k8s/overlays/canary").rglob("*.yaml")}
+    for args in (["start", REF_B], ["promote"], ["abort"]):
+        p = run_kit(kit, "canary.sh", "--dry-run", *args, tmp_path=tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "+ " in p.stdout
+    assert calls(tmp_path) == []
+    assert {f: f.read_text() for f in before} == before
