@@ -88,6 +88,7 @@ TARGETS=(
   production:deploy/k8s/overlays/production
   blue-green:deploy/k8s/overlays/blue-green
   canary:deploy/k8s/overlays/canary
+  sqlite-single:deploy/k8s/overlays/sqlite-single
   secret-example:deploy/k8s/examples/secret
   monitoring:deploy/monitoring
   fluent-bit:deploy/monitoring/fluent-bit
@@ -112,7 +113,7 @@ for t in "${TARGETS[@]}"; do
 done
 # Renders that hold Deployments (the policy step checks these).
 APPS=()
-for n in base production blue-green canary; do
+for n in base production blue-green canary sqlite-single; do
   [[ -s $OUT/render/$n.yaml ]] && APPS+=("$OUT/render/$n.yaml")
 done
 

@@ -15,6 +15,8 @@
 static const hale_setting app_settings[] = {
     {"database.url", HALE_SETTING_STRING, "", 0, 0, NULL, "DATABASE_URL", HALE_SETTING_SECRET,
      "postgres://user:pass@host/db selects PostgreSQL; empty means SQLite at database.sqlite_path."},
+    {"database.require_url", HALE_SETTING_BOOL, "false", 0, 0, NULL, NULL, 0,
+     "When true, no database URL is a configuration error (exit 78) instead of SQLite: for replicated deployments."},
     {"database.sqlite_path", HALE_SETTING_STRING, "./data/hale.db", 0, 0, NULL, NULL, 0,
      "SQLite file (WAL, synchronous=FULL), created with its directory."},
     {"database.max_connections", HALE_SETTING_INT, "10", 1, 1000, NULL, NULL, 0,
@@ -63,6 +65,13 @@ static void validate(hale_cfg *cfg, void *arg) {
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
                           "database.url (%s): expected a postgres:// or postgresql:// URL",
                           hale_cfg_source(cfg, "database.url"));
+    if (!*url && hale_cfg_bool(cfg, "database.require_url"))
+        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
+                          "database.require_url is true (%s) and no database URL is configured: put a "
+                          "postgres:// URL in the secret file %s/database-url (or DATABASE_URL), or set "
+                          "database.require_url = false to use SQLite at database.sqlite_path (one "
+                          "process per file: never several replicas)",
+                          hale_cfg_source(cfg, "database.require_url"), hale_cfg_str(cfg, "secrets.dir"));
 }
 
 static void store_cfg(const hale_cfg *cfg, app_store_cfg *o) {

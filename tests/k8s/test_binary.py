@@ -111,6 +111,7 @@ def seconds(v: str) -> float:
 # ------------------------------------------------------------ hale config
 
 def test_every_env_var_in_the_manifest_is_known_to_hale(prod, app_dir):  # R: K6, C1, C6
+    with_database_url(prod, app_dir)
     env = hale_env(prod, app_dir)
     p = hale_config(env, cwd=app_dir)
     assert p.returncode == 0, p.stderr
@@ -150,13 +151,34 @@ def test_secret_mount_is_hales_default_secret_dir(prod, app_dir):  # R: K6, C4
     assert "secret" in prod["vols"][prod["mounts"]["/var/secrets"]["name"]]
 
 
-def test_configmap_config_passes_strict_check(prod, app_dir):  # R: K6, C5
+def with_database_url(prod, app_dir):
+    """The example Secret's database-url as a secret file (config only: nothing
+    here connects to it)."""
+    f = app_dir / "secrets" / "database-url"
+    f.write_text(prod["secret"]["stringData"]["database-url"] + "\n")
+    os.chmod(f, 0o440)
+
+
+def test_configmap_config_passes_strict_check(prod, app_dir):  # R: K6, C5, K11
+    with_database_url(prod, app_dir)
     env = hale_env(prod, app_dir, APP_CONFIG__STRICT="true")
     p = hale_config(env, "--check", cwd=app_dir)
     assert p.returncode == 0, f"hale config --check rejects the ConfigMap:\n{p.stdout}{p.stderr}"
 
 
+def test_kit_config_refuses_to_start_without_a_database_url(prod, app_dir):  # R: K11, L3
+    # no database-url in the Secret: every replica would open its own SQLite
+    env = hale_env(prod, app_dir)
+    p = subprocess.run([str(HALE)], env=env, cwd=app_dir, capture_output=True, text=True,
+                       timeout=30, check=False)
+    assert p.returncode == 78, p.stdout + p.stderr
+    assert "database.require_url is true" in p.stdout + p.stderr
+    assert "production.toml" in p.stdout + p.stderr, "the message names where it is set"
+    assert not (app_dir / "data" / "hale.db").exists()
+
+
 def test_ports_and_shutdown_budget_agree_with_hale(prod, app_dir):  # R: K6, L1
+    with_database_url(prod, app_dir)
     _, rows = parse_config(hale_config(hale_env(prod, app_dir), cwd=app_dir).stdout)
     c = prod["container"]
     assert int(rows["server.port"][0]) == port_of(c, "http")
@@ -195,7 +217,12 @@ def running(prod, app_dir):
     """hale started as the Deployment starts it, on free ports instead of
     8080/9090 (the ports themselves are checked against `hale config`)."""
     main, admin = free_port(), free_port()
-    env = hale_env(prod, app_dir, PORT=str(main), APP_METRICS__PORT=str(admin))
+    while admin == main:
+        admin = free_port()
+    # No PostgreSQL here: the embedded store stands in, so the kit's
+    # database.require_url is turned off (as the sqlite-single overlay does).
+    env = hale_env(prod, app_dir, PORT=str(main), APP_METRICS__PORT=str(admin),
+                   APP_DATABASE__REQUIRE_URL="false")
     log = open(app_dir / "stdout.log", "wb")
     proc = subprocess.Popen([str(HALE)], env=env, cwd=app_dir, stdout=log, stderr=subprocess.STDOUT)
     ports = {port_of(prod["container"], "http"): main, port_of(prod["container"], "admin"): admin}
@@ -274,13 +301,91 @@ def test_monitoring_metric_names_exist_in_a_live_scrape(prod, running):  # R: O5
 
 
 def test_json_log_lines_match_the_fluent_bit_parser(prod, running):  # R: O5, O1
+    """Real hale log lines (startup, access log, drain) against the SHIPPED
+    parser and pipeline settings, read from deploy/monitoring/fluent-bit.
+
+    Fluent Bit itself is not run: it is packaged neither for Debian 12 nor on
+    PyPI, the only package sources here. What this checks instead: each line
+    is one JSON object (what the json parser needs), the parser's Time_Key is
+    in every record and parses with its Time_Format (Fluent Bit's %L = the
+    fraction, checked as exactly milliseconds), and no hale key collides with
+    the fields the pipeline keeps next to hale's (Reserve_Data: the CRI
+    "stream"/"time"/"logtag" and the "log" key itself; the kubernetes filter's
+    "kubernetes"). NOT covered: Fluent Bit's own JSON and strptime
+    implementations, the tail input's CRI multiline unwrapping, the
+    kubernetes filter's metadata lookup and the es output."""
+    from test_monitoring import fluent_bit_sections
+    conf = fluent_bit_sections("fluent-bit/fluent-bit.conf")
+    parsers = fluent_bit_sections("fluent-bit/parsers.conf")
+    flt = next(sec for n, sec in conf if n == "FILTER" and sec["Name"] == "parser")
+    parser = next(sec for n, sec in parsers if n == "PARSER" and sec["Name"] == flt["Parser"])
+    assert parser["Format"] == "json" and flt["Key_Name"] == "log" and flt["Reserve_Data"] == "On"
+    fmt = parser["Time_Format"]
+    assert fmt.count("%L") == 1
     c = prod["container"]
     assert wait_for(probe_url(running, c, "readinessProbe")) == 200
+    assert get(f"http://127.0.0.1:{running['main']}/v1/kv/x")[0] is not None   # an access-log line
     running["proc"].send_signal(signal.SIGINT)
     running["proc"].wait(timeout=30)
-    lines = [l for l in (running["dir"] / "stdout.log").read_text().splitlines() if l.strip()]
-    assert lines
+    lines = [line for line in (running["dir"] / "stdout.log").read_text().splitlines() if line.strip()]
+    assert len(lines) >= 3
+    reserved = {"log", "stream", "time", "logtag", "kubernetes"}
+    targets = set()
     for line in lines:
         rec = json.loads(line)
-        datetime.strptime(rec["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        assert isinstance(rec, dict), line
+        assert line.strip().startswith("{") and line.strip().endswith("}"), "one object per line"
+        ts = rec[parser["Time_Key"]]
+        head, frac = ts[:-1].rsplit(".", 1)
+        assert ts.endswith("Z") and len(frac) == 3 and frac.isdigit(), ts
+        datetime.strptime(ts, fmt.replace("%L", "%f"))
         assert {"level", "target", "msg"} <= set(rec)
+        assert not set(rec) & reserved, f"hale key collides with the pipeline's: {set(rec) & reserved}"
+        targets.add(rec["target"])
+    assert len(targets) >= 2, targets
+
+
+def test_sqlite_single_overlay_starts_without_a_database_url(tmp_path):  # R: K11
+    # the same ConfigMap (require_url = true) plus the overlay's env override:
+    # hale accepts the configuration without a database-url and uses SQLite
+    docs = render("deploy/k8s/overlays/sqlite-single")
+    sts = one(docs, "StatefulSet", "hale")
+    c = container(sts)
+    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    cm = one(docs, "ConfigMap", vols[mounts["/app/config"]["name"]]["configMap"]["name"])
+    (tmp_path / "config").mkdir()
+    for name, text in cm["data"].items():
+        (tmp_path / "config" / name).write_text(text)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "api-key").write_text("k\n")
+    os.chmod(tmp_path / "secrets" / "api-key", 0o400)
+    fake = {"spec": {"template": {"spec": {"containers": [c]}}}, "metadata": {"name": "sts"}}
+    prod_like = {"env": {e["name"]: e["value"] for e in c["env"]}, "deploy": fake}
+    env = hale_env(prod_like, tmp_path)
+    p = hale_config(env, "--check", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    _, rows = parse_config(hale_config(env, cwd=tmp_path).stdout)
+    assert rows["database.require_url"][0] == "false"
+    assert rows["database.sqlite_path"][0] == '"./data/hale.db"'   # /app/data: the claim
+    assert mounts["/app/data"]["name"] in {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+
+
+def test_init_container_migrate_command_runs_with_the_kit_config(prod, app_dir):  # R: K12, K11
+    init = prod["deploy"]["spec"]["template"]["spec"]["initContainers"][0]
+    env = {e["name"]: e["value"] for e in init["env"]}
+    base = hale_env(prod, app_dir)
+    base.update(env)
+    base["HALE_CONFIG_DIR"] = str(app_dir / "config")
+    # as shipped, without a database-url: refused like the app itself (78)
+    p = subprocess.run([str(HALE), *init["args"]], env=base, cwd=app_dir, capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert p.returncode == 78 and "database.require_url" in p.stdout + p.stderr, p.stdout + p.stderr
+    # with the embedded store standing in for PostgreSQL: applies the schema
+    p = subprocess.run([str(HALE), *init["args"]], env=dict(base, APP_DATABASE__REQUIRE_URL="false"),
+                       cwd=app_dir, capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "schema ready" in p.stdout
+    # and the app, with migrate_on_start = false, starts on that schema
+    _, rows = parse_config(hale_config(dict(base, APP_DATABASE__REQUIRE_URL="false"), cwd=app_dir).stdout)
+    assert rows["database.migrate_on_start"][0] == "false"

@@ -69,11 +69,14 @@ CASES = {
     "probe-on-wrong-port": (edit(DEPLOYMENT, "path: /health/liveness\n              port: admin",
                                  "path: /health/liveness\n              port: http"),
                             "policy", r"livenessProbe port 'http' is not 9090"),
+    # R: K8: a replica count next to an HPA is reset by every apply
+    "replicas-next-to-hpa": (edit(DEPLOYMENT, "  revisionHistoryLimit: 5", "  replicas: 3\n  revisionHistoryLimit: 5"),
+                             "policy", r"Deployment/hale: sets spec\.replicas, but an HPA owns the count"),
     "grace-too-short": (edit(DEPLOYMENT, "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 25"),
                         "policy", r"terminationGracePeriodSeconds 25 must exceed"),
     "crd-misspelled-field": (edit("deploy/monitoring/servicemonitor.yaml", "interval: 30s", "intervall: 30s"),
                              "schema-crd", r"ServiceMonitor/hale: spec\.endpoints\.0: Additional properties.*'intervall'"),
-    "crd-wrong-value": (edit("deploy/k8s/base/workload/vpa.yaml", 'updateMode: "Off"', "updateMode: Sometimes"),
+    "crd-wrong-value": (edit("deploy/k8s/components/vpa/vpa.yaml", 'updateMode: "Off"', "updateMode: Sometimes"),
                         "schema-crd", r"VerticalPodAutoscaler/hale: spec\.updatePolicy\.updateMode: 'Sometimes'"),
     "unknown-kind": (add_file("deploy/k8s/base/shared/cert.yaml",
                               "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: hale\n"
@@ -146,8 +149,8 @@ def test_k8s_check_passes_on_the_shipped_manifests(results):  # R: K6, O5
     assert set(s) == {"render", "schema-builtin", "schema-crd", "policy", "checkov", "yamllint",
                       "shellcheck", "promtool", "monitoring-files"}
     assert set(s.values()) == {"PASS"}
-    assert re.search(r"kubernetes-validate --strict -k 1\.30\.0: 7 renders, \d+ objects, 0 errors", p.stdout)
-    assert re.search(r"kubernetes-validate --strict -k 1\.37\.0: 7 renders, \d+ objects, 0 errors", p.stdout)
+    assert re.search(r"kubernetes-validate --strict -k 1\.30\.0: 8 renders, \d+ objects, 0 errors", p.stdout)
+    assert re.search(r"kubernetes-validate --strict -k 1\.37\.0: 8 renders, \d+ objects, 0 errors", p.stdout)
     assert re.search(r"crd-validate: \d+ custom resources checked, 0 errors", p.stdout)
     m = re.search(r"checkov \[kubernetes\]: passed (\d+), failed 0, skipped (\d+)", p.stdout)
     assert m and int(m.group(1)) > 100

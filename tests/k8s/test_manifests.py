@@ -8,8 +8,9 @@ import re
 import tomllib
 
 import pytest
+import yaml
 
-from conftest import ROOT, container, of_kind, one, port_of, render, selects
+from conftest import OVERLAYS, ROOT, container, of_kind, one, port_of, render, selects
 
 GUIDE_HPA_BEHAVIOR = {
     "scaleDown": {"stabilizationWindowSeconds": 300,
@@ -232,9 +233,10 @@ def test_secret_example_is_fake_and_not_in_any_overlay():  # R: K1
         assert not of_kind(render(name), "Secret"), f"{name} would overwrite the real Secret"
 
 
-def test_base_replicas_and_namespace():  # R: K1
+def test_base_replicas_and_namespace():  # R: K1, K8
     docs = render("base")
-    assert one(docs, "Deployment", "hale")["spec"]["replicas"] == 3
+    assert "replicas" not in one(docs, "Deployment", "hale")["spec"], "the HPA owns the count"
+    assert one(docs, "HorizontalPodAutoscaler", "hale")["spec"]["minReplicas"] == 3
     assert all(d["metadata"].get("namespace") == "hale" for d in docs if d["kind"] != "Namespace")
 
 
@@ -299,7 +301,7 @@ def test_blue_green_two_deployments_one_service():  # R: K4
     for d, colour in ((blue, "blue"), (green, "green")):
         assert d["spec"]["selector"]["matchLabels"]["color"] == colour
         assert d["spec"]["template"]["metadata"]["labels"]["color"] == colour
-        assert d["spec"]["replicas"] == 3
+        assert "replicas" not in d["spec"], "the colour's HPA owns the count"
     labels = {c: d["spec"]["template"]["metadata"]["labels"] for c, d in (("blue", blue), ("green", green))}
     assert selects(sel, labels["blue"]) and not selects(sel, labels["green"])
     switched = dict(sel, color="green")  # what deploy/blue-green.sh switch green patches in
@@ -314,22 +316,55 @@ def test_blue_green_two_deployments_one_service():  # R: K4
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "admin"
 
 
-def test_canary_nine_to_one_behind_one_service():  # R: K4
+def test_canary_split_is_an_ingress_weight_not_a_replica_ratio():  # R: K4, K8
     docs = render("canary")
     stable = one(docs, "Deployment", "hale-stable")
     canary = one(docs, "Deployment", "hale-canary")
     assert len(of_kind(docs, "Deployment")) == 2
-    assert (stable["spec"]["replicas"], canary["spec"]["replicas"]) == (9, 1)
-    svc = one(docs, "Service", "hale")
+    # stable's count belongs to its HPA; the canary has no HPA and one pod
+    assert "replicas" not in stable["spec"] and canary["spec"]["replicas"] == 1
+    hpas = of_kind(docs, "HorizontalPodAutoscaler")
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpas] == ["hale-stable"]
+    svc, csvc = one(docs, "Service", "hale"), one(docs, "Service", "hale-canary")
     for d, track in ((stable, "stable"), (canary, "canary")):
         labels = d["spec"]["template"]["metadata"]["labels"]
         assert labels["track"] == track and d["spec"]["selector"]["matchLabels"]["track"] == track
-        assert selects(svc["spec"]["selector"], labels), f"Service must select the {track} pods"
-    hpas = of_kind(docs, "HorizontalPodAutoscaler")
-    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpas] == ["hale-stable"]
-    assert hpas[0]["spec"]["minReplicas"] == 9, "the stable floor keeps the canary at 1/10"
+    sl, cl = (d["spec"]["template"]["metadata"]["labels"] for d in (stable, canary))
+    assert selects(svc["spec"]["selector"], sl) and not selects(svc["spec"]["selector"], cl)
+    assert selects(csvc["spec"]["selector"], cl) and not selects(csvc["spec"]["selector"], sl)
+    main, cing = one(docs, "Ingress", "hale"), one(docs, "Ingress", "hale-canary")
+    ann = cing["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert int(ann["nginx.ingress.kubernetes.io/canary-weight"]) == 10
+    assert int(ann.get("nginx.ingress.kubernetes.io/canary-weight-total", "100")) == 100
+    paths = lambda ing: [(r["host"], p["path"], p["backend"]["service"]["name"])  # noqa: E731
+                         for r in ing["spec"]["rules"] for p in r["http"]["paths"]]
+    assert [(h, p) for h, p, _ in paths(cing)] == [(h, p) for h, p, _ in paths(main)]
+    assert {b for *_, b in paths(cing)} == {"hale-canary"} and {b for *_, b in paths(main)} == {"hale"}
     sm = one(docs, "ServiceMonitor", "hale")
     assert "track" in sm["spec"]["podTargetLabels"]
+    # both Services scrape into job="hale" (the alerts and the adapter rule select it)
+    assert sm["spec"]["jobLabel"] == "app.kubernetes.io/name"
+    for s_ in (svc, csvc):
+        assert selects(sm["spec"]["selector"]["matchLabels"], s_["metadata"]["labels"])
+        assert s_["metadata"]["labels"]["app.kubernetes.io/name"] == "hale"
+
+
+def test_no_replicas_where_an_hpa_scales(overlay):  # R: K8, K3
+    # kubectl apply writes every field the manifest has: a spec.replicas next
+    # to an HPA resets the autoscaler's count on every deploy.
+    _, docs = overlay
+    scaled = {(h["spec"]["scaleTargetRef"]["kind"], h["spec"]["scaleTargetRef"]["name"])
+              for h in of_kind(docs, "HorizontalPodAutoscaler")}
+    for d in docs:
+        if (d["kind"], d["metadata"]["name"]) in scaled:
+            assert "replicas" not in d["spec"], f"{d['kind']} {d['metadata']['name']} sets replicas"
+
+
+def test_deployment_comment_does_not_claim_apply_keeps_the_hpa_count():  # R: K8
+    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
+    assert "does not undo the HPA" not in text
+    assert not re.search(r"^\s*replicas:", text, re.M)
 
 
 # ------------------------------------------------------------------- O5
@@ -373,3 +408,198 @@ def test_production_image_comes_from_the_registry():  # R: K1, K5
     d = one(render("production"), "Deployment", "hale")
     assert container(d)["image"] == "registry.example.com/hale:0.1.0"
     assert container(d)["imagePullPolicy"] == "Always"
+
+
+# ----------------------------------------------------- K11: sqlite-single
+
+def test_sqlite_single_is_one_statefulset_pod_on_a_claim():  # R: K11
+    docs = render("deploy/k8s/overlays/sqlite-single")
+    assert not of_kind(docs, "Deployment") and not of_kind(docs, "HorizontalPodAutoscaler")
+    assert not of_kind(docs, "VerticalPodAutoscaler")
+    sts = one(docs, "StatefulSet", "hale")
+    spec = sts["spec"]
+    assert spec["replicas"] == 1
+    assert spec["podManagementPolicy"] == "OrderedReady"
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"   # old pod gone before the new one
+    assert one(docs, "Service", spec["serviceName"])
+    claims = {c["metadata"]["name"]: c for c in spec["volumeClaimTemplates"]}
+    assert claims["data"]["spec"]["accessModes"] == ["ReadWriteOncePod"]
+    tmpl = spec["template"]["spec"]
+    assert "data" not in {v["name"] for v in tmpl["volumes"]}, "data comes from the claim"
+    c = container(sts)
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["data"] == "/app/data"
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["APP_DATABASE__REQUIRE_URL"] == "false" and env["RUN_ENV"] == "production"
+    # the pod template is the base Deployment's (copied by kustomize), so
+    # probes, security context and resources cannot drift
+    base = one(render("base"), "Deployment", "hale")["spec"]["template"]
+    bc = container({"metadata": {"name": "base"}, "spec": {"template": base}})
+    for key in ("startupProbe", "readinessProbe", "livenessProbe", "securityContext", "resources",
+                "ports"):
+        assert c[key] == bc[key], key
+    assert tmpl["terminationGracePeriodSeconds"] == base["spec"]["terminationGracePeriodSeconds"]
+    sel = sts["spec"]["selector"]["matchLabels"]
+    assert selects(sel, spec["template"]["metadata"]["labels"])
+    assert selects(one(docs, "Service", "hale")["spec"]["selector"], spec["template"]["metadata"]["labels"])
+
+
+def test_kit_production_config_requires_a_database_url():  # R: K11
+    mine = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/production.toml").read_text())
+    assert mine["database"]["require_url"] is True
+    # hale's own production default stays usable on one machine
+    repo = ROOT / "config/production.toml"
+    if repo.exists():
+        assert tomllib.loads(repo.read_text()).get("database", {}).get("require_url") in (None, False)
+
+
+# ------------------------------------------------- K10: CRD kinds opt-in
+
+CRD_KINDS = {"VerticalPodAutoscaler", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
+
+
+def test_base_has_only_built_in_kinds():  # R: K10
+    for name in ("deploy/k8s/base", "deploy/k8s/base/workload", "deploy/k8s/base/shared",
+                 "deploy/k8s/overlays/sqlite-single"):
+        kinds = {d["kind"] for d in render(name)}
+        assert not kinds & CRD_KINDS, f"{name} renders {kinds & CRD_KINDS}"
+
+
+def test_crd_kinds_come_only_from_components():  # R: K10
+    comps = ROOT / "deploy/k8s/components"
+    for k in comps.glob("*/kustomization.yaml"):
+        assert yaml.safe_load(k.read_text())["kind"] == "Component", k
+    # each overlay that has CRD kinds lists the components that bring them
+    for name in ("production", "blue-green", "canary"):
+        texts = [p.read_text() for p in (ROOT / OVERLAYS[name]).rglob("kustomization.yaml")]
+        kinds = {d["kind"] for d in render(name)} & CRD_KINDS
+        assert kinds, name
+        assert not any(re.search(r"^\s*- \S*monitoring(/podmonitor)?\s*$", t, re.M) and "components:" not in t
+                       for t in texts), f"{name} includes deploy/monitoring as a resource"
+        assert any("components/monitoring" in t for t in texts), name
+
+
+def test_release_label_set_in_one_place():  # R: K10, O5
+    comp = yaml.safe_load((ROOT / "deploy/k8s/components/monitoring/kustomization.yaml").read_text())
+    ops = [op for p in comp["patches"] for op in yaml.safe_load(p["patch"])]
+    release = next(op["value"] for op in ops if op["path"] == "/metadata/labels/release")
+    assert release == "kube-prometheus-stack"
+    n = 0
+    for name in ("production", "blue-green", "canary"):
+        for d in render(name):
+            if d["kind"] in {"ServiceMonitor", "PodMonitor", "PrometheusRule"}:
+                assert d["metadata"]["labels"].get("release") == release, (name, d["kind"])
+                n += 1
+    assert n >= 6
+    hits = [p for p in (ROOT / "deploy").rglob("*.yaml") if "crds" not in p.parts and any(
+        release in line.split("#")[0] for line in p.read_text().splitlines())]
+    assert hits == [ROOT / "deploy/k8s/components/monitoring/kustomization.yaml"], hits
+
+
+# ------------------------------------------- K12: migrations before start
+
+def _lock_wait_s():
+    """hale's bound on waiting for another instance's migration lock (the
+    default in src/app/backends.c; no setting changes it)."""
+    src = (ROOT / "src/app/backends.c").read_text()
+    return int(re.search(r"migrate_lock_wait_ms = (\d+);", src).group(1)) / 1000
+
+
+def test_migrations_run_in_an_init_container(overlay):  # R: K12
+    name, docs = overlay
+    for d in deployments(docs):
+        pod = d["spec"]["template"]["spec"]
+        inits = pod.get("initContainers", [])
+        assert [c["name"] for c in inits] == ["migrate"], f"{name}: {d['metadata']['name']}"
+        m, app = inits[0], container(d)
+        assert m["args"] == ["migrate"] and "command" not in m
+        assert m["image"] == app["image"], "migrate with the release being rolled out"
+        assert m["env"] == app["env"]
+        assert m["securityContext"] == app["securityContext"]
+        assert m["volumeMounts"] == app["volumeMounts"]
+        assert "startupProbe" not in m and "livenessProbe" not in m
+    mine = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/production.toml").read_text())
+    assert mine["database"]["migrate_on_start"] is False
+
+
+def test_app_wait_is_strictly_inside_the_startup_budget(overlay):  # R: K12, H3, L2
+    _, docs = overlay
+    mine = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/production.toml").read_text())
+    default = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/default.toml").read_text())
+    db = {**default["database"], **mine.get("database", {})}
+    worst = _lock_wait_s() + duration_s(db["connect_timeout"]) + duration_s(db["statement_timeout"])
+    for d in deployments(docs):
+        sp = container(d)["startupProbe"]
+        budget = sp["periodSeconds"] * sp["failureThreshold"]
+        assert worst < budget, f"{d['metadata']['name']}: waits {worst:g}s, startup budget {budget}s"
+    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
+    assert "Startup budget" in text and "drain" in text
+
+
+# ------------------------------------------------ L1: deadlines that nest
+
+def _workloads(docs):
+    return of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
+
+
+SHIPPED = list(OVERLAYS.values()) + ["deploy/k8s/overlays/sqlite-single"]
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_every_deadline_pair_nests(path):  # R: L1, K1, K12
+    """Reads the shipped files only (the ConfigMap's default.toml +
+    production.toml as hale merges them, and the rendered manifests): each
+    inner deadline is strictly shorter than the one containing it."""
+    docs = render(path)
+    for d in _workloads(docs):
+        what = f"{path}: {d['kind']}/{d['metadata']['name']}"
+        cfg, _ = effective_config(docs, d)
+        srv, db, rd, sd = (cfg.get(k, {}) for k in ("server", "database", "redis", "shutdown"))
+        drain, timeout = duration_s(sd["drain_delay"]), duration_s(sd["timeout"])
+        pairs = [
+            # connections and requests inside the shutdown timeout
+            ("server.body_timeout", srv.get("body_timeout"), "shutdown.timeout", sd["timeout"]),
+            ("server.idle_timeout", srv.get("idle_timeout"), "shutdown.timeout", sd["timeout"]),
+            ("server.header_timeout", srv.get("header_timeout"), "server.body_timeout", srv.get("body_timeout")),
+            # a store call inside a request inside the shutdown
+            ("database.statement_timeout", db["statement_timeout"], "shutdown.timeout", sd["timeout"]),
+            ("database.connect_timeout", db["connect_timeout"], "shutdown.timeout", sd["timeout"]),
+            ("redis.timeout", rd["timeout"], "database.statement_timeout", db["statement_timeout"]),
+            # a readiness check finishes before the next one starts
+            ("database.check_timeout", db["check_timeout"], "database.check_interval", db["check_interval"]),
+        ]
+        for inner, iv, outer, ov in pairs:
+            if iv is None:   # a setting this configuration leaves to hale's default
+                assert inner == "server.header_timeout", f"{what}: {inner} not set explicitly"
+                continue
+            assert duration_s(iv) < duration_s(ov), f"{what}: {inner} {iv} must be < {outer} {ov}"
+        pod = d["spec"]["template"]["spec"]
+        grace = pod["terminationGracePeriodSeconds"]
+        assert drain + timeout + 5 <= grace, f"{what}: drain + timeout + 5 s margin > grace {grace}"
+        for c in pod["containers"]:
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                pr = c.get(probe)
+                if pr:
+                    assert pr["timeoutSeconds"] <= pr["periodSeconds"], f"{what}: {probe} timeout > period"
+        # the readiness probe sees a check result at most check_interval old
+        rp = container(d)["readinessProbe"]
+        assert duration_s(db["check_interval"]) < rp["periodSeconds"] * rp["failureThreshold"]
+
+
+# ------------------------------------------------------ item 10 (K1, K2)
+
+def test_topology_spread_per_replicaset(overlay):  # R: K1, K2
+    _, docs = overlay
+    for d in deployments(docs):
+        tsc = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert {t["topologyKey"] for t in tsc} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+        for t in tsc:
+            assert t.get("matchLabelKeys") == ["pod-template-hash"], t
+
+
+def test_ingress_rate_limit_documents_per_ip_and_cdn_keying():  # R: K1
+    text = (ROOT / "deploy/k8s/base/shared/ingress.yaml").read_text()
+    assert "PER CLIENT IP" in text
+    for key in ("use-forwarded-headers", "forwarded-for-header", "proxy-real-ip-cidr", "CDN"):
+        assert key in text, key
+    ing = one(render("base"), "Ingress", "hale")["metadata"]["annotations"]
+    assert ing["nginx.ingress.kubernetes.io/limit-rps"] == "100"

@@ -7,6 +7,8 @@ import configparser
 import fnmatch
 import json
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import yaml
@@ -31,7 +33,27 @@ def test_adapter_rule_feeds_the_hpa_metric():  # R: O5, K3
     assert re.fullmatch(r"\^?http_requests_total\$?", r["name"]["matches"])
     assert r["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
     q = r["metricsQuery"]
-    assert "rate(<<.Series>>{<<.LabelMatchers>>}[2m])" in q and "sum by (<<.GroupBy>>)" in q
+    assert "sum by (<<.GroupBy>>)" in q and "[2m])" in q
+    # R: O5, K3: <<.LabelMatchers>> carries only namespace/pod: the job
+    # matcher of the seriesQuery must be in the query itself
+    m = re.search(r"rate\(<<\.Series>>\{([^}]*)\}\[2m\]\)", q)
+    assert m, q
+    assert set(m.group(1).split(",")) == {'job="hale"', "<<.LabelMatchers>>"}
+
+
+def test_adapter_query_counts_each_pod_once_with_a_second_job(tmp_path):  # R: O5, K3
+    """promtool runs the adapter's query (as k8s-check does) on series of
+    job="hale" AND of a second job scraping the same pods."""
+    tool = ROOT / "deploy/k8s/tools/k8scheck.py"
+    test = (MON / "tests/adapter.test.yaml").read_text()
+    assert 'job="kubernetes-pods",namespace="hale",pod="hale-a"' in test
+    subprocess.run([sys.executable, str(tool), "prom-extract", "--rule", str(MON / "prometheusrule.yaml"),
+                    "--adapter", str(MON / "prometheus-adapter-rules.yaml"), "--out", str(tmp_path)],
+                   check=True)
+    (tmp_path / "adapter.test.yaml").write_text(test)
+    p = subprocess.run(["promtool", "test", "rules", "adapter.test.yaml"], cwd=tmp_path,
+                       capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_alerts_select_hales_job_and_have_runbook_text():  # R: O5

@@ -241,18 +241,28 @@ class Policy:
         return parse_duration(drain), parse_duration(timeout), pre
 
     def check_deployment(self, d):
+        """A Deployment, or the sqlite-single overlay's StatefulSet."""
         name = d["metadata"]["name"]
-        what = f"Deployment/{name}"
+        what = f"{d['kind']}/{name}"
         spec = d["spec"]
         tmpl = spec["template"]
         pod = tmpl["spec"]
         labels = tmpl["metadata"].get("labels", {})
         if not self.selects(spec["selector"].get("matchLabels"), labels):
             self.err(what, "selector does not match the pod template's labels")
-        strat = spec.get("strategy", {})
-        ru = strat.get("rollingUpdate", {})
-        if strat.get("type") != "RollingUpdate" or ru.get("maxSurge") != 1 or ru.get("maxUnavailable") not in (0, 1):
-            self.err(what, "strategy must be RollingUpdate, maxSurge 1, maxUnavailable 0 or 1")
+        claims = set()
+        if d["kind"] == "StatefulSet":
+            # the embedded store: one writer, the old pod gone before the new one
+            if spec.get("replicas") != 1:
+                self.err(what, "a StatefulSet (SQLite, one writer) must have exactly 1 replica")
+            if spec.get("podManagementPolicy", "OrderedReady") != "OrderedReady":
+                self.err(what, "podManagementPolicy must be OrderedReady")
+            claims = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
+        else:
+            strat = spec.get("strategy", {})
+            ru = strat.get("rollingUpdate", {})
+            if strat.get("type") != "RollingUpdate" or ru.get("maxSurge") != 1 or ru.get("maxUnavailable") not in (0, 1):
+                self.err(what, "strategy must be RollingUpdate, maxSurge 1, maxUnavailable 0 or 1")
         if pod.get("automountServiceAccountToken") is not False:
             self.err(what, "automountServiceAccountToken must be false")
         psc = pod.get("securityContext", {})
@@ -302,6 +312,8 @@ class Policy:
                     "/app/data": "emptyDir", "/tmp": "emptyDir"}
             for mpath, vtype in want.items():
                 m = mounts.get(mpath)
+                if mpath == "/app/data" and m and m["name"] in claims and m["name"] not in vols:
+                    continue  # a StatefulSet's PersistentVolumeClaim
                 if not m or vtype not in vols.get(m["name"], {}):
                     self.err(cw, f"{mpath} must be mounted from a {vtype} volume")
                 elif vtype in ("configMap", "secret") and not m.get("readOnly"):
@@ -327,7 +339,8 @@ class Policy:
         return labels
 
     def run(self):
-        pod_labels = [self.check_deployment(d) for d in self.of_kind("Deployment")]
+        workloads = self.of_kind("Deployment") + self.of_kind("StatefulSet")
+        pod_labels = [self.check_deployment(d) for d in workloads]
         deployments = {d["metadata"]["name"] for d in self.of_kind("Deployment")}
         for s in self.of_kind("Service"):
             what = f"Service/{s['metadata']['name']}"
@@ -346,6 +359,11 @@ class Policy:
                 target = h["spec"][ref]
                 if target.get("kind") != "Deployment" or target.get("name") not in deployments:
                     self.err(f"{kind}/{h['metadata']['name']}", f"targets {target}, not a rendered Deployment")
+                elif kind == "HorizontalPodAutoscaler":
+                    dep = next(d for d in self.of_kind("Deployment") if d["metadata"]["name"] == target["name"])
+                    if "replicas" in dep["spec"]:
+                        self.err(f"Deployment/{target['name']}", "sets spec.replicas, but an HPA owns the "
+                                 "count: every apply would reset it (K8)")
         for kind in ("PodDisruptionBudget", "NetworkPolicy"):
             for p in self.of_kind(kind):
                 key = "podSelector" if kind == "NetworkPolicy" else "selector"
@@ -359,11 +377,11 @@ def cmd_policy(args):
     errors, deployments = [], 0
     for path in args.files:
         docs = load_docs(path)
-        deployments += sum(1 for d in docs if d.get("kind") == "Deployment")
+        deployments += sum(1 for d in docs if d.get("kind") in ("Deployment", "StatefulSet"))
         errors += Policy(path, docs).run()
     for e in errors:
         print("ERROR", e)
-    print(f"policy: {len(args.files)} renders, {deployments} Deployments, {len(errors)} errors")
+    print(f"policy: {len(args.files)} renders, {deployments} workloads, {len(errors)} errors")
     return 1 if errors else 0
 
 
