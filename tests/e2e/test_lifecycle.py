@@ -384,12 +384,17 @@ def test_shutdown_timeout_bounds_the_wait(hale_factory):  # R: L1 L3
     assert line and line[0]["unfinished"] == 1 and line[0]["level"] == "error", objs[-5:]
 
 
-@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_second_signal_exits_at_once(hale_factory, second):  # R: L1
+# a second signal: the other kind at once, or the same kind after the
+# 1 s window in which a repeat is the same request (lifecycle.h)
+@pytest.mark.parametrize("second,after", [(signal.SIGTERM, 1.3), (signal.SIGINT, 0.0)],
+                         ids=["SIGTERM-after-window", "SIGINT-at-once"])
+def test_second_signal_exits_at_once(hale_factory, second, after):  # R: L1
     h = hale_factory(env={**JSON_LOGS, "APP_SHUTDOWN__DRAIN_DELAY": "20s"})
+    t_first = time.monotonic()
     h.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: "draining" in msgs(h), what="draining")
     assert status(h, "/health/readiness") == 503
+    time.sleep(max(0.0, t_first + after - time.monotonic()))
     t = time.monotonic()
     h.proc.send_signal(second)
     rc = h.proc.wait(10)
@@ -400,6 +405,27 @@ def test_second_signal_exits_at_once(hale_factory, second):  # R: L1
     last = lines[-1]
     assert last["msg"] == "second signal: exiting at once without draining", last
     assert last["level"] == "warn" and last["signal"] == int(second)
+    assert "repeated signal ignored" not in msgs(h)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_repeated_signal_within_window_is_one_request(hale_factory, sig):  # R: L1 L3
+    # what a supervisor's SIGTERM to `make run`'s process group delivers:
+    # the signal itself and make's forwarded copy, 50 ms apart
+    h = hale_factory(env={**JSON_LOGS, "APP_SHUTDOWN__DRAIN_DELAY": "500ms",
+                          "APP_SHUTDOWN__TIMEOUT": "5s"})
+    h.proc.send_signal(sig)
+    time.sleep(0.05)
+    h.proc.send_signal(sig)
+    rc = h.proc.wait(15)
+    assert rc == 0, h.output()[-3000:]
+    objs = log_objs(h)
+    rep = [o for o in objs if o.get("msg") == "repeated signal ignored"]
+    assert len(rep) == 1 and rep[0]["level"] == "info" and rep[0]["signal"] == int(sig), objs[-8:]
+    m = [o.get("msg") for o in objs]
+    assert "second signal: exiting at once without draining" not in m
+    assert m.count("shutdown requested") == 1 and m[-1] == "stopped cleanly", m
+    assert_sanitizer_clean(h)
 
 
 # --------------------------------------------------------------- watchdog --
