@@ -1,28 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test suite of `make test` in order and ends with one summary
-# line CI can read: "N passed, N failed". A suite that cannot run (a tool or
-# the shared toml-test folder missing) is reported as failed, never skipped.
+# Runs every test suite of `make test` in order and ends with the per-suite
+# table and one summary line CI can read, the real test totals:
+# "N passed, M failed (S suites: ...)" (scripts/suites.sh). A suite that
+# cannot run (a tool or the shared toml-test folder missing) is reported as
+# failed, never skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export JOBS=${JOBS:-$(nproc)}   # scripts/build.sh reads it
-passed=0
-failed=0
-failures=()
-
-suite() {
-  local name=$1; shift
-  echo
-  echo "=== suite: $name"
-  local t0=$SECONDS
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "=== suite $name: PASS ($((SECONDS - t0)) s)"
-  else
-    failed=$((failed + 1))
-    failures+=("$name")
-    echo "=== suite $name: FAIL ($((SECONDS - t0)) s)"
-  fi
-}
+# suite NAME CMD... and summary: per-suite logs in build/test-logs/, the
+# totals counted over every runner
+# shellcheck source=scripts/suites.sh
+source scripts/suites.sh
 
 # the Makefile's build function: keeps each build dir's generator
 build() { scripts/build.sh "$1"; }
@@ -75,9 +63,4 @@ if [[ -x scripts/fuzz.sh ]]; then
   suite fuzz-short scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 fi
 
-echo
-if ((failed)); then
-  echo "failed suites: ${failures[*]}"
-fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+summary
