@@ -2,7 +2,8 @@
 
 Startup with an unreachable store (retries with backoff, probes answer,
 readiness 503), the probe contract on both listeners, the drain timeline
-after SIGTERM, a second signal, a signal during start-up, exit codes, the
+after SIGTERM, a second signal (and a repeat of the first within 1 s, as
+`make run` under a supervisor gets it), a signal during start-up, exit codes, the
 stuck-worker watchdog and shedding past server.max_in_flight.
 
 A stuck or slow handler is simulated with GET /debug/block?ms=N, which only
@@ -24,6 +25,7 @@ import time
 
 import pytest
 
+import conftest
 from conftest import HALE_BIN, ROOT, free_port
 
 JSON_LOGS = {"LOG_FORMAT": "json"}
@@ -426,6 +428,33 @@ def test_repeated_signal_within_window_is_one_request(hale_factory, sig):  # R: 
     assert "second signal: exiting at once without draining" not in m
     assert m.count("shutdown requested") == 1 and m[-1] == "stopped cleanly", m
     assert_sanitizer_clean(h)
+
+
+def test_sigterm_to_make_runs_process_group_drains_and_exits_0(hale_factory, tmp_path,
+                                                               monkeypatch):  # R: L1 L3
+    # `make run` stopped the way a supervisor does it: SIGTERM to the
+    # process group reaches hale and make, and make forwards its own to
+    # hale. The recipe is the Makefile's (`exec` the binary, which replaces
+    # the shell, not make), on this build's binary; make leads its own
+    # session (setsid). The two signals coalesce when they land together,
+    # so a few rounds.
+    mk = tmp_path / "Makefile"
+    mk.write_text("run:\n\texec %s\n" % HALE_BIN)
+    monkeypatch.setattr(conftest, "HALE_BIN", shutil.which("setsid"))
+    repeats = 0
+    for _ in range(4):
+        h = hale_factory(env=JSON_LOGS, args=("make", "--no-print-directory", "-f", str(mk), "run"))
+        os.killpg(h.proc.pid, signal.SIGTERM)
+        h.proc.wait(15)   # make itself ends by the signal
+        wait_for(lambda: "stopped cleanly" in msgs(h) or "second signal" in h.output(),
+                 what="hale's exit")
+        m = msgs(h)
+        assert "second signal: exiting at once without draining" not in m, m
+        assert m.count("shutdown requested") == 1 and m[-1] == "stopped cleanly", m
+        assert [o for o in log_objs(h) if o.get("msg") == "stopped cleanly"][0]["exit_code"] == 0
+        assert_sanitizer_clean(h)
+        repeats += m.count("repeated signal ignored")
+    print("make forwarded a separate SIGTERM in %d of 4 rounds" % repeats)
 
 
 # --------------------------------------------------------------- watchdog --
