@@ -2,16 +2,17 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CMAKE ?= cmake
-GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
 PYTEST := /usr/bin/python3 -m pytest
-export SHARED
+# the e2e files the TSan build runs, one list for here and scripts/run-tests.sh
+TSAN_E2E := $(shell sed 's/\#.*//' tests/e2e/tsan-suites.txt)
+export SHARED CMAKE JOBS
 
-# build/<variant> for each CMake build type
+# build/<variant>: scripts/build.sh (shared with scripts/run-tests.sh) keeps
+# the generator a build directory was configured with
 define cmake_build
-	@$(CMAKE) -S . -B build/$(1) $(GEN) -DCMAKE_BUILD_TYPE=$(2) $(3) >/dev/null
-	@$(CMAKE) --build build/$(1) -j $(JOBS)
+	@scripts/build.sh $(1)
 endef
 
 .PHONY: build-times upx
@@ -32,22 +33,22 @@ test-deps: ## install the Debian packages and tools needed by the tests (as root
 build: debug ## alias of debug
 
 release: deps ## optimised, LTO, stripped, hardened binary: build/release/hale
-	$(call cmake_build,release,Release)
+	$(call cmake_build,release)
 
 minsize: deps ## size-optimised binary: build/minsize/hale
-	$(call cmake_build,minsize,MinSizeRel)
+	$(call cmake_build,minsize)
 
 native: deps ## -march=native binary: build/native/hale
-	$(call cmake_build,native,Native)
+	$(call cmake_build,native)
 
 debug: deps ## -O1 -g with test hooks: build/debug/hale
-	$(call cmake_build,debug,Debug,-DHALE_TEST_HOOKS=ON)
+	$(call cmake_build,debug)
 
 asan: deps ## ASan+UBSan build with test hooks: build/asan/hale
-	$(call cmake_build,asan,Asan,-DHALE_TEST_HOOKS=ON)
+	$(call cmake_build,asan)
 
 tsan: deps ## TSan build with test hooks: build/tsan/hale
-	$(call cmake_build,tsan,Tsan,-DHALE_TEST_HOOKS=ON)
+	$(call cmake_build,tsan)
 
 run: release ## build and start hale on 0.0.0.0:8080 with SQLite at ./data/hale.db
 	@mkdir -p data
@@ -68,9 +69,7 @@ test-asan: asan ## unit + e2e suites on the ASan+UBSan build
 
 test-tsan: tsan ## threaded unit tests and the threaded e2e parts on TSan
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure
-	HALE_BIN=build/tsan/hale $(PYTEST) -q tests/e2e/test_kv_api.py tests/e2e/test_auth.py \
-	  tests/e2e/test_lifecycle.py tests/e2e/test_metrics.py tests/e2e/test_http_strict.py \
-	  tests/e2e/test_shutdown_race.py
+	HALE_BIN=build/tsan/hale $(PYTEST) -q $(TSAN_E2E)
 
 toml-test: debug ## run the TOML decoder against the toml-test suite
 	$(SHARED)/tools/toml-test-run "$(CURDIR)/build/debug/toml_decoder"

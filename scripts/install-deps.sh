@@ -5,14 +5,16 @@
 #   test:  build + what `make test` runs (unit/e2e tests, linters, fuzzers,
 #          PostgreSQL, Redis, HAProxy, Prometheus)
 # As root it runs apt-get; otherwise it prints the exact apt-get line and
-# exits 1, so nothing is half-installed silently.
+# exits 1, so nothing is half-installed silently. apt-get waits up to
+# 10 min for the dpkg lock (a new cloud VM runs its own apt in its first
+# minutes) instead of failing at once.
 set -euo pipefail
 
 build=(build-essential cmake ninja-build pkg-config libsqlite3-dev
        libpq-dev libhiredis-dev ccache mold curl)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-yaml clang
       libclang-rt-14-dev clang-tidy clang-format cppcheck shellcheck prometheus haproxy
-      postgresql redis-server sqlite3 valgrind strace docker-registry)
+      postgresql redis-server sqlite3 valgrind strace docker-registry docker-compose)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
@@ -20,6 +22,7 @@ case "${1:-build}" in
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 
+lock=(-o DPkg::Lock::Timeout=600)
 missing=()
 for p in "${want[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -32,17 +35,20 @@ fi
 if [[ $(id -u) -ne 0 ]]; then
   echo "hale: missing Debian packages: ${missing[*]}" >&2
   echo "run as root:" >&2
-  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  echo "  apt-get ${lock[*]} update && apt-get ${lock[*]} install -y --no-install-recommends ${missing[*]}" >&2
   exit 1
 fi
 echo "hale: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# HALE_POLICY_RC_D only moves it for the tests
+policy=${HALE_POLICY_RC_D:-/usr/sbin/policy-rc.d}
 # policy-rc.d keeps package scripts from starting services (postgresql,
 # redis, haproxy, nginx): the tests start their own instances.
-if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  chmod +x /usr/sbin/policy-rc.d
-  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  trap 'rm -f "$policy"' EXIT
 fi
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "hale: apt-get waits up to 600 s for the dpkg lock if another apt or dpkg is running"
+apt-get "${lock[@]}" update -qq
+apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -28,7 +28,7 @@ cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,porta
 
 echo "lint: clang-tidy"
 if [[ ! -f build/debug/compile_commands.json ]]; then
-  cmake -S . -B build/debug -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHALE_TEST_HOOKS=ON >/dev/null
+  scripts/build.sh --configure-only debug
 fi
 checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-narrowing-conversions,-bugprone-assignment-in-if-condition,cert-err34-c,clang-analyzer-*,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-clang-analyzer-valist.Uninitialized'
 if ! clang-tidy --quiet -p build/debug --checks="$checks" --warnings-as-errors='*' "${srcs[@]}" \

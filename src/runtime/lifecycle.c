@@ -12,6 +12,8 @@
 
 static atomic_int shutdown_flag;
 static atomic_int signal_count;
+static int first_signo;         /* the signal that requested shutdown */
+static uint64_t first_ns;       /* when it came (CLOCK_MONOTONIC) */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static hale_lifecycle_hooks hooks;
@@ -23,10 +25,23 @@ static void *signal_main(void *arg) {
         int signo = 0;
         if (sigwait(&handled, &signo) != 0) continue;
         if (signo == SIGHUP) continue; /* reserved for reloads */
-        int n = atomic_fetch_add(&signal_count, 1) + 1;
+        uint64_t now = hale_now_ns();
         pthread_mutex_lock(&mu);
         hale_lifecycle_hooks h = hooks;
         pthread_mutex_unlock(&mu);
+        /* the same kind again within the window is the same request (a
+         * supervisor's SIGTERM to the process group plus make's forwarded
+         * one): only the signal thread touches first_signo/first_ns */
+        if (atomic_load(&signal_count) >= 1 && signo == first_signo &&
+            now - first_ns < (uint64_t)HALE_SIGNAL_REPEAT_WINDOW_MS * 1000000u) {
+            if (h.on_repeat) h.on_repeat(signo, h.arg);
+            continue;
+        }
+        int n = atomic_fetch_add(&signal_count, 1) + 1;
+        if (n == 1) {
+            first_signo = signo;
+            first_ns = now;
+        }
         if (h.on_signal) h.on_signal(signo, n, h.arg);
         if (n >= 2) _exit(HALE_EXIT_FORCED);
         hale_request_shutdown();

@@ -7,8 +7,14 @@
  *    Call it first thing in main, before any startup work, so a SIGTERM
  *    during start-up ends the process cleanly.
  *  - The first SIGTERM/SIGINT sets the shutdown request and wakes waiters.
- *    A second one calls the `on_forced` hook (to log) and exits at once with
- *    status 1 (HALE_EXIT_FORCED).
+ *  - A repeat of that same signal (same kind) less than
+ *    HALE_SIGNAL_REPEAT_WINDOW_MS (1 s) after it is the same request, not a
+ *    second one: it calls `on_repeat` (to log) and is otherwise ignored.
+ *    (A supervisor's SIGTERM to a process group reaches hale twice when a
+ *    parent such as make forwards its own.)
+ *  - A second signal, i.e. one of the other kind at any time, or the same
+ *    kind once the window has passed, calls `on_signal` with count 2 (to
+ *    log) and exits at once with status 1 (HALE_EXIT_FORCED).
  *  - SIGPIPE is ignored process-wide.
  *  - Exit codes (L3): 0 clean, 78 configuration error, 1 other fatal error.
  */
@@ -21,12 +27,14 @@
 #define HALE_EXIT_OK 0
 #define HALE_EXIT_FATAL 1
 #define HALE_EXIT_FORCED 1
+#define HALE_SIGNAL_REPEAT_WINDOW_MS 1000
 #ifndef HALE_EXIT_CONFIG
 #define HALE_EXIT_CONFIG 78
 #endif
 
 typedef struct hale_lifecycle_hooks {
-    void (*on_signal)(int signo, int count, void *arg); /* each signal, may be NULL */
+    void (*on_signal)(int signo, int count, void *arg); /* each counted signal, may be NULL */
+    void (*on_repeat)(int signo, void *arg); /* a repeat inside the window, may be NULL */
     void *arg;
 } hale_lifecycle_hooks;
 

@@ -60,6 +60,12 @@ static void on_signal(int signo, int count, void *arg) {
     }
 }
 
+static void on_repeat(int signo, void *arg) {
+    (void)arg;
+    HALE_LOG(HALE_LOG_INFO, "lifecycle", "repeated signal ignored", HALE_F_INT("signal", signo),
+             HALE_F_INT("window_ms", HALE_SIGNAL_REPEAT_WINDOW_MS));
+}
+
 static void on_transition(hale_avail from, hale_avail to, const char *why, void *arg) {
     hale_service *s = arg;
     HALE_LOG(to == HALE_AVAIL_NOT_READY ? HALE_LOG_WARN : HALE_LOG_INFO, "health", "availability changed",
@@ -286,7 +292,7 @@ out:
 }
 
 int hale_service_main(const hale_service_def *def, int argc, char **argv, char **envp) {
-    hale_lifecycle_hooks lh = {.on_signal = on_signal};
+    hale_lifecycle_hooks lh = {.on_signal = on_signal, .on_repeat = on_repeat};
     if (hale_lifecycle_init(&lh) != 0) {
         fprintf(stderr, "%s: cannot set up signal handling\n", def->name);
         return HALE_EXIT_FATAL;

@@ -2,7 +2,8 @@
 
 Startup with an unreachable store (retries with backoff, probes answer,
 readiness 503), the probe contract on both listeners, the drain timeline
-after SIGTERM, a second signal, a signal during start-up, exit codes, the
+after SIGTERM, a second signal (and a repeat of the first within 1 s, as
+`make run` under a supervisor gets it), a signal during start-up, exit codes, the
 stuck-worker watchdog and shedding past server.max_in_flight.
 
 A stuck or slow handler is simulated with GET /debug/block?ms=N, which only
@@ -24,6 +25,7 @@ import time
 
 import pytest
 
+import conftest
 from conftest import HALE_BIN, ROOT, free_port
 
 JSON_LOGS = {"LOG_FORMAT": "json"}
@@ -384,12 +386,17 @@ def test_shutdown_timeout_bounds_the_wait(hale_factory):  # R: L1 L3
     assert line and line[0]["unfinished"] == 1 and line[0]["level"] == "error", objs[-5:]
 
 
-@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_second_signal_exits_at_once(hale_factory, second):  # R: L1
+# a second signal: the other kind at once, or the same kind after the
+# 1 s window in which a repeat is the same request (lifecycle.h)
+@pytest.mark.parametrize("second,after", [(signal.SIGTERM, 1.3), (signal.SIGINT, 0.0)],
+                         ids=["SIGTERM-after-window", "SIGINT-at-once"])
+def test_second_signal_exits_at_once(hale_factory, second, after):  # R: L1
     h = hale_factory(env={**JSON_LOGS, "APP_SHUTDOWN__DRAIN_DELAY": "20s"})
+    t_first = time.monotonic()
     h.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: "draining" in msgs(h), what="draining")
     assert status(h, "/health/readiness") == 503
+    time.sleep(max(0.0, t_first + after - time.monotonic()))
     t = time.monotonic()
     h.proc.send_signal(second)
     rc = h.proc.wait(10)
@@ -400,6 +407,54 @@ def test_second_signal_exits_at_once(hale_factory, second):  # R: L1
     last = lines[-1]
     assert last["msg"] == "second signal: exiting at once without draining", last
     assert last["level"] == "warn" and last["signal"] == int(second)
+    assert "repeated signal ignored" not in msgs(h)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_repeated_signal_within_window_is_one_request(hale_factory, sig):  # R: L1 L3
+    # what a supervisor's SIGTERM to `make run`'s process group delivers:
+    # the signal itself and make's forwarded copy, 50 ms apart
+    h = hale_factory(env={**JSON_LOGS, "APP_SHUTDOWN__DRAIN_DELAY": "500ms",
+                          "APP_SHUTDOWN__TIMEOUT": "5s"})
+    h.proc.send_signal(sig)
+    time.sleep(0.05)
+    h.proc.send_signal(sig)
+    rc = h.proc.wait(15)
+    assert rc == 0, h.output()[-3000:]
+    objs = log_objs(h)
+    rep = [o for o in objs if o.get("msg") == "repeated signal ignored"]
+    assert len(rep) == 1 and rep[0]["level"] == "info" and rep[0]["signal"] == int(sig), objs[-8:]
+    m = [o.get("msg") for o in objs]
+    assert "second signal: exiting at once without draining" not in m
+    assert m.count("shutdown requested") == 1 and m[-1] == "stopped cleanly", m
+    assert_sanitizer_clean(h)
+
+
+def test_sigterm_to_make_runs_process_group_drains_and_exits_0(hale_factory, tmp_path,
+                                                               monkeypatch):  # R: L1 L3
+    # `make run` stopped the way a supervisor does it: SIGTERM to the
+    # process group reaches hale and make, and make forwards its own to
+    # hale. The recipe is the Makefile's (`exec` the binary, which replaces
+    # the shell, not make), on this build's binary; make leads its own
+    # session (setsid). The two signals coalesce when they land together,
+    # so a few rounds.
+    mk = tmp_path / "Makefile"
+    mk.write_text("run:\n\texec %s\n" % HALE_BIN)
+    monkeypatch.setattr(conftest, "HALE_BIN", shutil.which("setsid"))
+    repeats = 0
+    for _ in range(4):
+        h = hale_factory(env=JSON_LOGS, args=("make", "--no-print-directory", "-f", str(mk), "run"))
+        os.killpg(h.proc.pid, signal.SIGTERM)
+        h.proc.wait(15)   # make itself ends by the signal
+        wait_for(lambda: "stopped cleanly" in msgs(h) or "second signal" in h.output(),
+                 what="hale's exit")
+        m = msgs(h)
+        assert "second signal: exiting at once without draining" not in m, m
+        assert m.count("shutdown requested") == 1 and m[-1] == "stopped cleanly", m
+        assert [o for o in log_objs(h) if o.get("msg") == "stopped cleanly"][0]["exit_code"] == 0
+        assert_sanitizer_clean(h)
+        repeats += m.count("repeated signal ignored")
+    print("make forwarded a separate SIGTERM in %d of 4 rounds" % repeats)
 
 
 # --------------------------------------------------------------- watchdog --
