@@ -67,5 +67,5 @@ def test_test_group_installs_the_compose_tests_docker_compose(tmp_path):  # R: T
     # and that Debian package is what ships the path the test calls
     owner = subprocess.run(["dpkg", "-S", "/usr/bin/docker-compose"], capture_output=True, text=True)
     if owner.returncode != 0:
-        pytest.skip("docker-compose not installed here: cannot check which package owns it")
+        pytest.fail("docker-compose is not installed: `make test-deps` installs it (scripts/install-deps.sh test)")
     assert owner.stdout.split(":")[0] == "docker-compose", owner.stdout
