@@ -616,7 +616,10 @@ static void respond(hale_conn *c) {
         hale_buf_puts(o, "\r\nContent-Type: ");
         hale_buf_puts(o, r->ctype);
     }
-    if (!no_body) {
+    /* a 304 may state the length its 200 would have (RFC 9110 8.6): a
+     * handler that gives it the representation gets that length, never
+     * its bytes; an empty 304 gets no Content-Length at all */
+    if (!no_body || (st == 304 && r->resp_len)) {
         hale_buf_puts(o, "\r\nContent-Length: ");
         d = put_u64(end, r->resp_len);
         hale_buf_append(o, d, (size_t)(end - d));
