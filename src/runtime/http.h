@@ -135,6 +135,9 @@ const char *hale_req_route(const hale_req *r);             /* template */
 const char *hale_req_param(const hale_req *r, const char *name, size_t *len);
 /* A request header (case-insensitive name), or NULL. */
 const char *hale_req_header(const hale_req *r, const char *name);
+/* Calls fn for every field line named `name` (case-insensitive), in order. */
+void hale_req_header_each(const hale_req *r, const char *name,
+                          void (*fn)(const char *value, void *arg), void *arg);
 /* The body (NUL-terminated for convenience; may contain NULs). */
 const char *hale_req_body(const hale_req *r, size_t *len);
 const char *hale_req_id(const hale_req *r);

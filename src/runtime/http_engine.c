@@ -67,6 +67,26 @@ const char *hale_engine_header(void *conn, const char *name) {
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
+typedef struct header_each {
+    const char *name;
+    void (*fn)(const char *value, void *arg);
+    void *arg;
+} header_each;
+
+static enum MHD_Result header_each_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value) {
+    (void)kind;
+    header_each *e = cls;
+    if (strcasecmp(key, e->name) == 0) e->fn(value ? value : "", e->arg);
+    return MHD_YES;
+}
+
+void hale_req_header_each(const hale_req *r, const char *name,
+                          void (*fn)(const char *value, void *arg), void *arg) {
+    header_each e = {name, fn, arg};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, header_each_iter, &e);
+}
+
 /* ---- small helpers ---- */
 
 static const char *const known_methods[] = {
@@ -294,8 +314,13 @@ static enum MHD_Result queue(hale_req *r) {
     }
     if (!resp) return MHD_NO;
     if (r->ctype) MHD_add_response_header(resp, "Content-Type", r->ctype);
-    for (size_t i = 0; i < r->nheaders; i++)
+    bool cache_control = false;
+    for (size_t i = 0; i < r->nheaders; i++) {
         MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
+        cache_control |= strcasecmp(r->hname[i], "Cache-Control") == 0;
+    }
+    /* A10: a response without a cache policy of its own is not stored */
+    if (!cache_control) MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Request-Id", r->req_id);
     if (r->close_after || atomic_load_explicit(&s->draining, memory_order_relaxed))
         MHD_add_response_header(resp, "Connection", "close");
