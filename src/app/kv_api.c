@@ -387,9 +387,13 @@ static void h_list(hale_req *r, void *arg) {
         goto out;
     }
     if (rl == 1) {
-        char *end;
-        limit = strtol(lim.data, &end, 10);
-        if (!lim.len || *end || limit < 1 || limit > KV_LIST_MAX) {
+        /* plain decimal digits only: no sign, space, NUL or other byte that
+         * strtol would skip or stop at ("+5", " 5", "5\0" are not 5) */
+        bool digits = lim.len > 0 && lim.len <= 9;
+        for (size_t i = 0; digits && i < lim.len; i++)
+            digits = lim.data[i] >= '0' && lim.data[i] <= '9';
+        limit = digits ? strtol(lim.data, NULL, 10) : 0;
+        if (!digits || limit < 1 || limit > KV_LIST_MAX) {
             hale_resp_error(r, 400, "bad_limit", "limit must be an integer from 1 to 1000");
             goto out;
         }

@@ -149,3 +149,16 @@ def test_1000_concurrent_keepalive_connections(hale_factory):  # R: Y1 (engine r
         assert ok == n, (round_, ok)
     for s in socks:
         s.close()
+
+
+@pytest.mark.parametrize("value", ["+5", "%2B5", "%205", "5%20", "5%00", "-5", "0x5", "5.0", "5e0",
+                                   "", "0", "1001", "99999999999999999999", "%35%00"])
+def test_limit_is_plain_digits_in_range(hale, value):  # R: Y1 A4
+    st, _, body = hale.request("GET", "/v1/kv?limit=" + value)
+    assert st == 400, (value, body)
+    assert json.loads(body)["error"] == "bad_limit"
+
+
+@pytest.mark.parametrize("value", ["5", "005", "%35", "1000", "1"])
+def test_limit_plain_digits_accepted(hale, value):  # R: Y1 A4
+    assert hale.request("GET", "/v1/kv?limit=" + value)[0] == 200
