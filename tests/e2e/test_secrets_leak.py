@@ -308,3 +308,20 @@ def test_query_string_credentials_not_logged(hale_factory):  # R: Y7
     out = h.output()
     assert out.count('"path":"/v1/kv/q?') == 4, out  # the requests are logged...
     assert QUERY not in out                           # ...without the credential
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_query_credentials_matched_on_decoded_casefolded_names(hale_factory, fmt):  # R: Y7
+    """The application decodes the name before it reads it, so the log must
+    judge the decoded, case-folded name: api%5Fkey is api_key."""
+    h = hale_factory(env={"LOG_FORMAT": fmt})
+    names = ("api%5Fkey", "API_KEY", "Api%2DKey", "api-key", "%61pi_key", "Access%5FToken",
+             "pass%77ord", "SECRET", "my+token", "api%00key", "api%zzkey")
+    for q in names:
+        h.request("GET", "/v1/kv?%s=%s&limit=5" % (q, QUERY))
+    time.sleep(0.3)
+    h.check_clean_exit()
+    out = h.output()
+    assert out.count("/v1/kv?") >= len(names), out  # every request was logged...
+    assert_no_secret("access log", out, [QUERY])     # ...without the credential
+    assert "limit=5" in out                          # other values are kept
