@@ -182,7 +182,8 @@ static int serve(hale_service *s) {
     on_transition(HALE_AVAIL_STARTING, HALE_AVAIL_STARTING, "starting", s);
 
     int rc = HALE_EXIT_FATAL;
-    if (hale_health_register(s->health, s->router, err, sizeof err) ||
+    /* the main listener is reachable by clients: /health without error text */
+    if (hale_health_register_public(s->health, s->router, err, sizeof err) ||
         hale_health_register(s->health, s->admin_router, err, sizeof err) ||
         hale_observe_register_metrics(s->obs, s->admin_router, err, sizeof err)) {
         HALE_LOG(HALE_LOG_ERROR, "service", "cannot register routes", HALE_F_STR("error", err));

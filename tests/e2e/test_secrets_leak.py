@@ -26,6 +26,7 @@ Where a secret goes in:
   - an APP_ variable that names no setting (APP_VAULT__TOKEN);
   - from clients: Authorization, X-API-Key, Cookie, Proxy-Authorization.
 """
+import json
 import os
 import shutil
 import signal
@@ -325,3 +326,33 @@ def test_query_credentials_matched_on_decoded_casefolded_names(hale_factory, fmt
     assert out.count("/v1/kv?") >= len(names), out  # every request was logged...
     assert_no_secret("access log", out, [QUERY])     # ...without the credential
     assert "limit=5" in out                          # other values are kept
+
+
+def test_main_listener_health_has_no_error_text(hale_factory, tmp_path):  # R: Y7 H4
+    """/health on the main listener is open to anyone who reaches the API:
+    statuses only. The admin listener keeps the detail (host, port). A Redis
+    that refuses connections (not required) gives a failing check with
+    error text while hale stays ready."""
+    sdir = tmp_path / "empty"
+    sdir.mkdir()
+    env = {"HALE_SECRET_DIR": str(sdir),
+           "REDIS_URL": "redis://redisuserPLANTED:%s@127.0.0.1:1/0" % REDIS_PW,
+           "APP_DATABASE__CHECK_INTERVAL": "200ms"}
+    h = hale_factory(env=env)
+    deadline = time.time() + 5
+    while True:
+        st, hd, admin = h.request("GET", "/health", admin=True)
+        doc = json.loads(admin)
+        err = doc["checks"]["redis"]["last_error"] or ""
+        if "127.0.0.1" in err or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert "127.0.0.1:1" in err, doc  # the admin listener: full detail
+    st, hd, body = h.request("GET", "/health")
+    doc = json.loads(body)
+    assert st == 200 and doc["checks"]["redis"]["status"] == "fail", doc
+    assert doc["checks"]["redis"]["last_error"], doc  # says that it failed...
+    text = body.decode()
+    for leak in ("127.0.0.1", ":1", "redisuserPLANTED", REDIS_PW, "onnect", "refused"):
+        assert leak not in text, (leak, text)         # ...but not where or why
+    assert hd["cache-control"] == "no-store"
