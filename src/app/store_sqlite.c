@@ -1,7 +1,10 @@
 /* store_sqlite: the embedded SQLite backend (WAL, synchronous=FULL).
  *
- * Reads use one connection per worker thread (WAL lets them run alongside
- * the writer). Writes go through a single writer thread that applies every
+ * Reads take a connection from a pool (WAL lets them run alongside the
+ * writer): a read pops an idle one or opens a new one, and gives it back
+ * when done, so the pool grows to the number of reads that ever ran at
+ * once (workers + check threads + ...) and a read never fails for want of
+ * a slot, however many threads read. Writes go through a single writer thread that applies every
  * queued write in one transaction: concurrent PUTs share one commit and one
  * fsync (group commit), and each caller is answered only after that commit,
  * so a 2xx still means durable. Versions come from a counter kept in the
@@ -16,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define MAX_READERS 256
 
 typedef enum { OP_PUT, OP_DEL } op_kind;
 
@@ -40,6 +41,8 @@ typedef struct wop {
 typedef struct reader {
     sqlite3 *db;
     sqlite3_stmt *get, *list, *ping;
+    struct reader *next_idle;  /* on the idle stack (under rmu) */
+    struct reader *next_all;   /* every reader, for close (under rmu) */
 } reader;
 
 typedef struct sq_store {
@@ -54,9 +57,8 @@ typedef struct sq_store {
     wop *head, *tail;
     bool stopping;
     pthread_mutex_t rmu;
-    reader *readers[MAX_READERS];
-    size_t nreaders;
-    pthread_key_t tls;
+    reader *idle;     /* readers not in use */
+    reader *all;      /* every reader opened */
 } sq_store;
 
 static const char SCHEMA[] =
@@ -95,10 +97,21 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size
     return 0;
 }
 
-/* ---- reads: one connection per thread ---- */
+/* ---- reads: a pool of connections ---- */
 
+static void reader_free(reader *r) {
+    sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
+    sqlite3_close(r->db);
+    free(r);
+}
+
+/* An idle reader, or a new one; NULL only when SQLite cannot open the
+ * file (never for want of a slot). Give it back with put_reader. */
 static reader *get_reader(sq_store *s) {
-    reader *r = pthread_getspecific(s->tls);
+    pthread_mutex_lock(&s->rmu);
+    reader *r = s->idle;
+    if (r) s->idle = r->next_idle;
+    pthread_mutex_unlock(&s->rmu);
     if (r) return r;
     r = xcalloc(1, sizeof *r);
     char err[256];
@@ -107,23 +120,21 @@ static reader *get_reader(sq_store *s) {
         prep(r->db, "SELECT key FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)"
                     " AND key > ?3 ORDER BY key LIMIT ?4", &r->list, err, sizeof err) ||
         prep(r->db, "SELECT 1", &r->ping, err, sizeof err)) {
-        sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
-        sqlite3_close(r->db);
-        free(r);
+        reader_free(r);
         return NULL;
     }
     pthread_mutex_lock(&s->rmu);
-    if (s->nreaders == MAX_READERS) {
-        pthread_mutex_unlock(&s->rmu);
-        sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
-        sqlite3_close(r->db);
-        free(r);
-        return NULL;
-    }
-    s->readers[s->nreaders++] = r;
+    r->next_all = s->all;
+    s->all = r;
     pthread_mutex_unlock(&s->rmu);
-    pthread_setspecific(s->tls, r);
     return r;
+}
+
+static void put_reader(sq_store *s, reader *r) {
+    pthread_mutex_lock(&s->rmu);
+    r->next_idle = s->idle;
+    s->idle = r;
+    pthread_mutex_unlock(&s->rmu);
 }
 
 static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *out) {
@@ -151,6 +162,7 @@ static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *o
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    put_reader(s, r);
     return res;
 }
 
@@ -193,6 +205,7 @@ static kv_status sq_list(kv_store *base, const char *prefix, size_t plen, const 
     kv_status res = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? KV_OK : KV_ERROR;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    put_reader(s, r);
     free(upper);
     return res;
 }
@@ -203,8 +216,9 @@ static int sq_ping(kv_store *base, char *err, size_t errlen) {
     if (!r) return hale_err(err, errlen, "sqlite: cannot open a connection to %s", s->path);
     int rc = sqlite3_step(r->ping);
     sqlite3_reset(r->ping);
-    if (rc != SQLITE_ROW) return hale_err(err, errlen, "sqlite: %s", sqlite3_errmsg(r->db));
-    return 0;
+    if (rc != SQLITE_ROW) hale_err(err, errlen, "sqlite: %s", sqlite3_errmsg(r->db));
+    put_reader(s, r);
+    return rc == SQLITE_ROW ? 0 : -1;
 }
 
 /* ---- writes: one writer thread, group commit ---- */
@@ -374,16 +388,13 @@ static void sq_close(kv_store *base) {
     pthread_cond_signal(&s->have_work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
-    for (size_t i = 0; i < s->nreaders; i++) {
-        reader *r = s->readers[i];
-        sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
-        sqlite3_close(r->db);
-        free(r);
+    for (reader *r = s->all, *next; r; r = next) {
+        next = r->next_all;
+        reader_free(r);
     }
     sqlite3_finalize(s->w_sel); sqlite3_finalize(s->w_put);
     sqlite3_finalize(s->w_del); sqlite3_finalize(s->w_meta);
     sqlite3_close(s->wdb);
-    pthread_key_delete(s->tls);
     pthread_mutex_destroy(&s->mu); pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->have_work); pthread_cond_destroy(&s->batch_done);
     free(s->path);
@@ -425,7 +436,6 @@ kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen) {
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->have_work, NULL);
     pthread_cond_init(&s->batch_done, NULL);
-    pthread_key_create(&s->tls, NULL);
     if (open_db(path, &s->wdb, err, errlen) != 0) goto fail;
     if (exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen) ||
         exec(s->wdb, SCHEMA, err, errlen) ||
@@ -449,7 +459,6 @@ fail:
     sqlite3_finalize(s->w_sel); sqlite3_finalize(s->w_put);
     sqlite3_finalize(s->w_del); sqlite3_finalize(s->w_meta);
     sqlite3_close(s->wdb);
-    pthread_key_delete(s->tls);
     free(s->path);
     free(s);
     return NULL;
