@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "store.h"
+#include "url_check.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,11 +71,18 @@ static void validate(hale_cfg *cfg, void *arg) {
                           "kv.cache_control (%s): expected a Cache-Control value such as "
                           "\"no-cache\" or \"private, max-age=60\" (printable ASCII, not empty)",
                           hale_cfg_source(cfg, "kv.cache_control"));
-    const char *url = hale_cfg_str(cfg, "database.url");
-    if (*url && strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0)
-        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
-                          "database.url (%s): expected a postgres:// or postgresql:// URL",
-                          hale_cfg_source(cfg, "database.url"));
+    /* Y7: checked here, before libpq or hiredis sees them: their errors
+     * quote the offending part of a URL, which may be the password */
+    static const struct { const char *name; app_url_kind kind; } urls[] = {
+        {"database.url", APP_URL_POSTGRES}, {"redis.url", APP_URL_REDIS},
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        const char *url = hale_cfg_str(cfg, urls[i].name);
+        char why[256];
+        if (*url && app_url_check(urls[i].name, url, urls[i].kind, why, sizeof why) != 0)
+            hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "%s (from %s)", why,
+                              hale_cfg_source(cfg, urls[i].name));
+    }
 }
 
 static void store_cfg(const hale_cfg *cfg, app_store_cfg *o) {
