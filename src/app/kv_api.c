@@ -2,6 +2,7 @@
 #include "kv_api.h"
 
 #include "http.h"
+#include "httpdate.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define JSON "application/json"
 
@@ -152,6 +154,35 @@ static int64_t single_version(const char *list, size_t *members, bool *any) {
     return v;
 }
 
+static void count_line(const char *v, void *arg) {
+    (void)v;
+    (*(unsigned *)arg)++;
+}
+
+/* The time (seconds) of an If-Modified-Since / If-Unmodified-Since field,
+ * or -1 when it must be ignored (RFC 9110 §13.1.3-4): absent, not a valid
+ * HTTP-date, or more than one field line. */
+static int64_t date_header(hale_req *r, const char *name) {
+    unsigned lines = 0;
+    hale_req_header_each(r, name, count_line, &lines);
+    if (lines != 1) return -1;
+    return app_httpdate_parse(hale_req_header(r, name));
+}
+
+static int64_t now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* A value's Last-Modified in seconds (never later than now, §8.8.2.1), or
+ * -1 when the store does not know it. */
+static int64_t last_modified(const kv_item *it) {
+    if (it->mtime_ms <= 0) return -1;
+    int64_t lm = it->mtime_ms / 1000, now = now_s();
+    return lm > now ? now : lm;
+}
+
 /* Fills a kv_cond from If-Match / If-None-Match for writes. Returns false
  * (and answers) when a header cannot be honoured. A list of several tags
  * is decided against the current version (read first), and the write is
@@ -196,6 +227,26 @@ static bool write_cond(hale_req *r, kv_store *store, hale_buf *key, bool is_dele
             goto out;
         }
     }
+    int64_t ius = has_im ? -1 : date_header(r, "If-Unmodified-Since");
+    if (ius >= 0) {
+        /* decided against the current value, then a compare-and-swap on
+         * its version: the date check and the write are one step */
+        kv_item it;
+        memset(&it, 0, sizeof it);
+        kv_status st = store->ops->get(store, key->data, key->len, &it);
+        free(it.value);
+        if (st != KV_OK && st != KV_NOT_FOUND) {
+            hale_resp_error(r, 503, "unavailable", "the store is unavailable; retry shortly");
+            hale_resp_header(r, "Retry-After", "1");
+            goto out;
+        }
+        int64_t lm = st == KV_OK ? last_modified(&it) : -1;
+        if (lm > ius) {
+            hale_resp_error(r, 412, "precondition_failed", "the value was modified after If-Unmodified-Since");
+            goto out;
+        }
+        if (lm >= 0) c->if_match = it.version; /* no date known: the header is ignored */
+    }
     if (has_inm) {
         size_t members;
         bool any;
@@ -213,16 +264,32 @@ out:
     return ok;
 }
 
-/* RFC 9110 §13.2.2 for GET/HEAD of a stored value: 412 when If-Match
- * names nothing current, 304 when If-None-Match (weak comparison) names
- * it; 0 to answer 200. */
+/* RFC 9110 §13.2.2 for GET/HEAD of a stored value, in its order: 412 when
+ * If-Match names nothing current (or, without If-Match, the value changed
+ * after If-Unmodified-Since); 304 when If-None-Match names it (weak
+ * comparison) or, without If-None-Match, it did not change after
+ * If-Modified-Since; 0 to answer 200. Dates compare at the one-second
+ * resolution of HTTP-dates: two writes within one second share a
+ * Last-Modified, so only the ETag tells them apart (If-None-Match wins). */
 static int read_cond(hale_req *r, const kv_item *it) {
     hale_buf im, inm;
     int status = 0;
+    int64_t lm = last_modified(it), d;
     bool has_im = header_list(r, "If-Match", &im);
     bool has_inm = header_list(r, "If-None-Match", &inm);
-    if (has_im && !etag_list_match(im.data, it->version, false)) status = 412;
-    else if (has_inm && etag_list_match(inm.data, it->version, true)) status = 304;
+    if (has_im) {
+        if (!etag_list_match(im.data, it->version, false)) status = 412;
+    } else if (lm >= 0 && (d = date_header(r, "If-Unmodified-Since")) >= 0 && lm > d) {
+        status = 412;
+    }
+    if (!status) {
+        if (has_inm) {
+            if (etag_list_match(inm.data, it->version, true)) status = 304;
+        } else if (lm >= 0 && (d = date_header(r, "If-Modified-Since")) >= 0 && d <= now_s() &&
+                   lm <= d) {
+            status = 304; /* a date in the future is invalid: ignored */
+        }
+    }
     hale_buf_free(&im);
     hale_buf_free(&inm);
     return status;
@@ -273,6 +340,12 @@ static void h_get(hale_req *r, void *arg) {
          * Content-Length is then the 200's, the one RFC 9110 §8.6 allows. */
         hale_resp_take(r, cond ? 304 : 200, NULL, it.value, it.len);
         set_etag(r, it.version);
+        int64_t lm = last_modified(&it);
+        if (lm >= 0) {
+            char date[APP_HTTPDATE_LEN];
+            app_httpdate_format(lm, date);
+            hale_resp_header(r, "Last-Modified", date);
+        }
         hale_resp_header(r, "Cache-Control", api->cache_control ? api->cache_control : "no-cache");
         if (!cond) hale_resp_header(r, "Content-Type", it.ctype);
     }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef enum { OP_PUT, OP_DEL } op_kind;
 
@@ -51,6 +52,7 @@ typedef struct sq_store {
     sqlite3 *wdb;
     sqlite3_stmt *w_sel, *w_put, *w_del, *w_meta;
     int64_t next_version;
+    int64_t batch_ms;          /* wall clock of the batch being applied */
     pthread_t writer;
     pthread_mutex_t mu;
     pthread_cond_t have_work, batch_done;
@@ -63,7 +65,7 @@ typedef struct sq_store {
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,"
-    " ctype TEXT NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;"
+    " ctype TEXT NOT NULL, version INTEGER NOT NULL, mtime INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS hale_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO hale_meta VALUES ('next_version', 1);";
 
@@ -116,7 +118,7 @@ static reader *get_reader(sq_store *s) {
     r = xcalloc(1, sizeof *r);
     char err[256];
     if (open_db(s->path, &r->db, err, sizeof err) != 0 ||
-        prep(r->db, "SELECT value, ctype, version FROM kv WHERE key = ?1", &r->get, err, sizeof err) ||
+        prep(r->db, "SELECT value, ctype, version, mtime FROM kv WHERE key = ?1", &r->get, err, sizeof err) ||
         prep(r->db, "SELECT key FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)"
                     " AND key > ?3 ORDER BY key LIMIT ?4", &r->list, err, sizeof err) ||
         prep(r->db, "SELECT 1", &r->ping, err, sizeof err)) {
@@ -154,6 +156,7 @@ static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *o
         out->len = (size_t)n;
         snprintf(out->ctype, sizeof out->ctype, "%s", (const char *)sqlite3_column_text(st, 1));
         out->version = sqlite3_column_int64(st, 2);
+        out->mtime_ms = sqlite3_column_int64(st, 3);
         res = KV_OK;
     } else if (rc == SQLITE_DONE) {
         res = KV_NOT_FOUND;
@@ -263,6 +266,7 @@ static int apply(sq_store *s, wop *op) {
     sqlite3_bind_blob(s->w_put, 2, op->vlen ? op->val : "", (int)op->vlen, SQLITE_STATIC);
     sqlite3_bind_text(s->w_put, 3, op->ctype, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->w_put, 4, op->version);
+    sqlite3_bind_int64(s->w_put, 5, s->batch_ms);
     rc = sqlite3_step(s->w_put);
     sqlite3_reset(s->w_put);
     if (rc != SQLITE_DONE) return rc;
@@ -272,6 +276,9 @@ static int apply(sq_store *s, wop *op) {
 
 static void run_batch(sq_store *s, wop *batch) {
     int64_t saved = s->next_version;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->batch_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     int rc = sqlite3_exec(s->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (wop *op = batch; op && rc == SQLITE_OK; op = op->next) rc = apply(s, op);
     if (rc == SQLITE_OK) {
@@ -406,6 +413,16 @@ static const kv_store_ops SQLITE_OPS = {
     .list = sq_list, .ping = sq_ping, .close = sq_close,
 };
 
+/* Databases made before the store kept write times get the column (0:
+ * unknown, so those rows have no Last-Modified until their next write). */
+static int add_mtime(sqlite3 *db, char *err, size_t errlen) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT mtime FROM kv LIMIT 0", -1, &st, NULL);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK) return 0;
+    return exec(db, "ALTER TABLE kv ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0", err, errlen);
+}
+
 /* mkdir -p of path's parent directory. */
 static int make_parent(const char *path, char *err, size_t errlen) {
     char *dir = xstrdup(path);
@@ -440,9 +457,11 @@ kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen) {
     if (exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen) ||
         exec(s->wdb, SCHEMA, err, errlen) ||
         prep(s->wdb, "SELECT version FROM kv WHERE key = ?1", &s->w_sel, err, errlen) ||
-        prep(s->wdb, "INSERT INTO kv (key, value, ctype, version) VALUES (?1, ?2, ?3, ?4)"
+        add_mtime(s->wdb, err, errlen) ||
+        prep(s->wdb, "INSERT INTO kv (key, value, ctype, version, mtime) VALUES (?1, ?2, ?3, ?4, ?5)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                     " ctype = excluded.ctype, version = excluded.version", &s->w_put, err, errlen) ||
+                     " ctype = excluded.ctype, version = excluded.version,"
+                     " mtime = max(excluded.mtime, kv.mtime)", &s->w_put, err, errlen) ||
         prep(s->wdb, "DELETE FROM kv WHERE key = ?1", &s->w_del, err, errlen) ||
         prep(s->wdb, "UPDATE hale_meta SET value = ?1 WHERE name = 'next_version'", &s->w_meta, err, errlen))
         goto fail;

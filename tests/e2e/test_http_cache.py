@@ -5,6 +5,7 @@ kv.cache_control setting), everything else `no-store`. Conditional headers
 are lists, repeated field lines are one list, If-None-Match compares weakly,
 If-Match on GET/HEAD gives 412, a 304 carries the 200's validators and no
 body framing that lies."""
+import email.utils
 import socket
 import threading
 import time
@@ -196,8 +197,9 @@ def test_cache_control_on_every_route_and_status(hale_factory, tmp_path):  # R: 
     out = h.raw(b"PUT /v1/kv/c HTTP/1.1\r\nHost: t\r\nX-API-Key: k1\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 411") and b"\r\nCache-Control: no-store\r\n" in out, out
     # 503: shed past max_in_flight while a request blocks
-    t = threading.Thread(target=lambda: h.request("GET", "/debug/block?ms=1500", timeout=10))
+    t = threading.Thread(target=lambda: h.request("GET", "/debug/block?ms=3000", timeout=10))
     t.start()
+    time.sleep(0.3)  # in its handler: new connections go to the other worker
     try:
         deadline = time.time() + 5
         while True:
@@ -208,3 +210,88 @@ def test_cache_control_on_every_route_and_status(hale_factory, tmp_path):  # R: 
         assert st == 503 and rh.get("cache-control") == "no-store", (st, rh)
     finally:
         t.join()
+
+
+# ---- Last-Modified, If-Modified-Since, If-Unmodified-Since -------------------
+
+def httpdate(t):
+    return email.utils.formatdate(t, usegmt=True)
+
+
+def parse_httpdate(s):
+    return email.utils.parsedate_to_datetime(s).timestamp()
+
+
+def test_last_modified_and_if_modified_since(hale):  # R: A2 A10
+    t0 = time.time()
+    etag = put(hale, "lm", b"one")
+    st, hd, _ = hale.request("GET", "/v1/kv/lm")
+    lm = hd["last-modified"]
+    assert lm.endswith(" GMT") and int(t0) - 1 <= parse_httpdate(lm) <= time.time(), lm
+    assert httpdate(parse_httpdate(lm)) == lm  # IMF-fixdate
+    for m in ("GET", "HEAD"):
+        st, h2, body = hale.request(m, "/v1/kv/lm", headers={"If-Modified-Since": lm})
+        assert st == 304 and body == b"", m
+        assert h2["last-modified"] == lm and h2["etag"] == etag and h2["cache-control"] == "no-cache"
+    t = parse_httpdate(lm)
+    older = httpdate(t - 86400)
+    assert hale.request("GET", "/v1/kv/lm", headers={"If-Modified-Since": older})[0] == 200
+    # the other two forms of HTTP-date (RFC 9110 §5.6.7) are accepted
+    rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(t))
+    asctime = time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime(t))
+    for d in (rfc850, asctime):
+        assert hale.request("GET", "/v1/kv/lm", headers={"If-Modified-Since": d})[0] == 304, d
+    # ignored: invalid, in the future, or If-None-Match present (it wins)
+    for hd2 in ({"If-Modified-Since": "yesterday"},
+                {"If-Modified-Since": httpdate(time.time() + 3600)},
+                {"If-Modified-Since": lm, "If-None-Match": '"9991"'}):
+        assert hale.request("GET", "/v1/kv/lm", headers=hd2)[0] == 200, hd2
+    st, _, _ = raw_exchange(hale, ["If-Modified-Since: " + lm, "If-Modified-Since: " + lm], path="/v1/kv/lm")
+    assert st == 200  # more than one line: ignored (§13.1.3)
+    # a later write moves Last-Modified on
+    time.sleep(1.1)
+    put(hale, "lm", b"two")
+    st, hd, body = hale.request("GET", "/v1/kv/lm", headers={"If-Modified-Since": lm})
+    assert st == 200 and body == b"two" and parse_httpdate(hd["last-modified"]) > t
+
+
+def test_if_unmodified_since_on_reads_and_writes(hale):  # R: A1 A2
+    put(hale, "u", b"one")
+    lm = hale.request("GET", "/v1/kv/u")[1]["last-modified"]
+    t = parse_httpdate(lm)
+    old = httpdate(t - 60)
+    assert hale.request("GET", "/v1/kv/u", headers={"If-Unmodified-Since": old})[0] == 412
+    assert hale.request("GET", "/v1/kv/u", headers={"If-Unmodified-Since": lm})[0] == 200
+    etag = hale.request("GET", "/v1/kv/u")[1]["etag"]
+    # If-Match present: If-Unmodified-Since is not evaluated (§13.2.2)
+    assert hale.request("GET", "/v1/kv/u", headers={"If-Match": etag, "If-Unmodified-Since": old})[0] == 200
+    st, _, body = hale.request("PUT", "/v1/kv/u", b"two", {"If-Unmodified-Since": old})
+    assert st == 412, body
+    assert hale.request("DELETE", "/v1/kv/u", headers={"If-Unmodified-Since": old})[0] == 412
+    assert hale.request("GET", "/v1/kv/u")[2] == b"one"
+    assert hale.request("PUT", "/v1/kv/u", b"two", {"If-Unmodified-Since": lm})[0] == 200
+    # no value, no date: the header is ignored
+    assert hale.request("PUT", "/v1/kv/fresh", b"x", {"If-Unmodified-Since": old})[0] == 201
+    assert hale.request("PUT", "/v1/kv/u", b"3", {"If-Unmodified-Since": "not a date"})[0] == 200
+
+
+def test_old_sqlite_database_gains_write_times(hale_factory, tmp_path):  # R: A2 A6
+    """A database written before values had a write time opens, its rows
+    answer without Last-Modified until they are written again."""
+    import sqlite3
+    db = tmp_path / "old.db"
+    c = sqlite3.connect(str(db))
+    c.executescript(
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL, ctype TEXT NOT NULL,"
+        " version INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE hale_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO hale_meta VALUES ('next_version', 8);"
+        "INSERT INTO kv VALUES (CAST('old' AS BLOB), CAST('v' AS BLOB), 'text/plain', 7);")
+    c.close()
+    h = hale_factory(env={"DATABASE_URL": "", "APP_DATABASE__SQLITE_PATH": str(db)})
+    st, hd, body = h.request("GET", "/v1/kv/old")
+    assert st == 200 and body == b"v" and hd["etag"] == '"7"' and "last-modified" not in hd
+    assert h.request("GET", "/v1/kv/old", headers={"If-Modified-Since": httpdate(time.time())})[0] == 200
+    assert h.request("PUT", "/v1/kv/old", b"w")[0] == 200
+    assert "last-modified" in h.request("GET", "/v1/kv/old")[1]
