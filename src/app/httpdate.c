@@ -87,7 +87,7 @@ static int64_t assemble(int64_t y, int m, int d, int h, int mi, int s, int wday)
     if (m == 2 && d == 29 && !leap) return -1;
     int64_t days = days_from_civil(y, (unsigned)m, (unsigned)d);
     if (days < 0 || (days + 4) % 7 != wday) return -1; /* the weekday must agree */
-    return days * 86400 + h * 3600 + mi * 60 + (s > 59 ? 59 : s);
+    return days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + (s > 59 ? 59 : s);
 }
 
 int64_t app_httpdate_parse(const char *s) {
