@@ -320,12 +320,15 @@ def test_query_credentials_matched_on_decoded_casefolded_names(hale_factory, fmt
     h = hale_factory(env={"LOG_FORMAT": fmt})
     names = ("api%5Fkey", "API_KEY", "Api%2DKey", "api-key", "%61pi_key", "Access%5FToken",
              "pass%77ord", "SECRET", "my+token", "api%00key", "api%zzkey")
+    routed = 0
     for q in names:
-        h.request("GET", "/v1/kv?%s=%s&limit=5" % (q, QUERY))
+        # (an engine may refuse a malformed target before routing it: 400,
+        # logged without the path)
+        routed += h.request("GET", "/v1/kv?%s=%s&limit=5" % (q, QUERY))[0] == 200
     time.sleep(0.3)
     h.check_clean_exit()
     out = h.output()
-    assert out.count("/v1/kv?") >= len(names), out  # every request was logged...
+    assert routed >= len(names) - 1 and out.count("/v1/kv?") >= routed, out  # logged...
     assert_no_secret("access log", out, [QUERY])     # ...without the credential
     assert "limit=5" in out                          # other values are kept
 
