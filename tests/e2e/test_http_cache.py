@@ -155,8 +155,7 @@ def test_cache_control_on_every_route_and_status(hale_factory, tmp_path):  # R: 
     sd = tmp_path / "secrets"
     sd.mkdir()
     (sd / "api-key").write_text("k1\n")
-    h = hale_factory(env={"HALE_SECRET_DIR": str(sd), "APP_SERVER__MAX_BODY_BYTES": "64",
-                          "APP_SERVER__MAX_IN_FLIGHT": "1", "APP_SERVER__WORKERS": "2"})
+    h = hale_factory(env={"HALE_SECRET_DIR": str(sd), "APP_SERVER__MAX_BODY_BYTES": "64"})
     K = {"X-API-Key": "k1"}
     etag = h.request("PUT", "/v1/kv/a", b"v", K)[1]["etag"]
     cases = [
@@ -196,7 +195,11 @@ def test_cache_control_on_every_route_and_status(hale_factory, tmp_path):  # R: 
     # 411: a PUT without a length (raw: http.client always adds one)
     out = h.raw(b"PUT /v1/kv/c HTTP/1.1\r\nHost: t\r\nX-API-Key: k1\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 411") and b"\r\nCache-Control: no-store\r\n" in out, out
-    # 503: shed past max_in_flight while a request blocks
+    # 503: shed past max_in_flight while a request blocks (an instance of
+    # its own: with max_in_flight = 1 the table above would race the
+    # previous request's completion)
+    h = hale_factory(env={"HALE_SECRET_DIR": str(sd), "APP_SERVER__MAX_IN_FLIGHT": "1",
+                          "APP_SERVER__WORKERS": "2"})
     t = threading.Thread(target=lambda: h.request("GET", "/debug/block?ms=3000", timeout=10))
     t.start()
     time.sleep(0.3)  # in its handler: new connections go to the other worker
