@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "store.h"
+#include "url_check.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,9 @@ static const hale_setting app_settings[] = {
      "Consecutive database connection failures or timeouts that open its circuit breaker."},
     D("database.breaker_open", "1s", 100, 600000,
       "How long the open database breaker answers 503 at once before a trial."),
+    {"kv.cache_control", HALE_SETTING_STRING, "no-cache", 0, 0, NULL, NULL, 0,
+     "Cache-Control of KV GET/HEAD answers (200, 304); no-cache makes shared caches revalidate "
+     "with the ETag. Everything else is no-store."},
 };
 
 typedef struct kv_app {
@@ -60,12 +64,28 @@ static void validate(hale_cfg *cfg, void *arg) {
         hale_cfg_add_diag(cfg, HALE_DIAG_WARNING,
                           "database.statement_timeout should be shorter than shutdown.timeout, "
                           "or in-flight queries outlive the drain");
-    const char *url = hale_cfg_str(cfg, "database.url");
-    if (*url && strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0)
+    const char *cc = hale_cfg_str(cfg, "kv.cache_control");
+    bool cc_ok = *cc != '\0';
+    for (const char *p = cc; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) cc_ok = false;
+    if (!cc_ok)
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
-                          "database.url (%s): expected a postgres:// or postgresql:// URL",
-                          hale_cfg_source(cfg, "database.url"));
-    if (!*url && hale_cfg_bool(cfg, "database.require_url"))
+                          "kv.cache_control (%s): expected a Cache-Control value such as "
+                          "\"no-cache\" or \"private, max-age=60\" (printable ASCII, not empty)",
+                          hale_cfg_source(cfg, "kv.cache_control"));
+    /* Y7: checked here, before libpq or hiredis sees them: their errors
+     * quote the offending part of a URL, which may be the password */
+    static const struct { const char *name; app_url_kind kind; } urls[] = {
+        {"database.url", APP_URL_POSTGRES}, {"redis.url", APP_URL_REDIS},
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        const char *url = hale_cfg_str(cfg, urls[i].name);
+        char why[256];
+        if (*url && app_url_check(urls[i].name, url, urls[i].kind, why, sizeof why) != 0)
+            hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "%s (from %s)", why,
+                              hale_cfg_source(cfg, urls[i].name));
+    }
+    if (!*hale_cfg_str(cfg, "database.url") && hale_cfg_bool(cfg, "database.require_url"))
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
                           "database.require_url is true (%s) and no database URL is configured: put a "
                           "postgres:// URL in the secret file %s/database-url (or DATABASE_URL), or set "
@@ -98,6 +118,7 @@ static int setup(hale_service *svc, void *arg) {
     char err[256];
     const hale_cfg *cfg = hale_service_cfg(svc);
     store_cfg(cfg, &a->scfg);
+    a->api.cache_control = hale_cfg_str(cfg, "kv.cache_control");
     if (app_backends_add_checks(hale_service_health(svc), &a->api.store, &a->scfg,
                                 (unsigned)hale_cfg_ms(cfg, "database.check_interval"),
                                 (unsigned)hale_cfg_ms(cfg, "database.check_timeout")) != 0) {

@@ -4,6 +4,7 @@
 #include "cache.h"
 #include "lifecycle.h"
 #include "store_pg.h"
+#include "url_check.h"
 #ifdef HALE_HAVE_PQ
 #include "migrate.h"
 #include "store_pg_int.h"
@@ -70,6 +71,8 @@ kv_store *app_open_store(const app_store_cfg *cfg, char *err, size_t errlen) {
             hale_err(err, errlen, "database: unsupported URL scheme (expected postgres:// or postgresql://)");
             return NULL;
         }
+        if (app_url_check("database.url", cfg->database_url, APP_URL_POSTGRES, err, errlen) != 0)
+            return NULL;
 #ifdef HALE_HAVE_PQ
         kv_pg_opts o;
         pg_opts(cfg, &o);
@@ -86,6 +89,10 @@ kv_store *app_open_store(const app_store_cfg *cfg, char *err, size_t errlen) {
         sqlite_ns(cfg->sqlite_path, ns, sizeof ns);
     }
     if (!is_set(cfg->redis_url)) return s;
+    if (app_url_check("redis.url", cfg->redis_url, APP_URL_REDIS, err, errlen) != 0) {
+        kv_store_close(s);
+        return NULL;
+    }
 #ifdef HALE_HAVE_HIREDIS
     kv_cache_opts co = {
         .url = cfg->redis_url,
@@ -186,6 +193,7 @@ int app_migrate(const app_store_cfg *cfg, unsigned wait_ms, FILE *out, char *err
     }
     if (!is_pg_url(cfg->database_url))
         return hale_err(err, errlen, "database: unsupported URL scheme (expected postgres:// or postgresql://)");
+    if (app_url_check("database.url", cfg->database_url, APP_URL_POSTGRES, err, errlen) != 0) return -1;
 #ifdef HALE_HAVE_PQ
     uint64_t until = hale_now_ns() + (uint64_t)wait_ms * 1000000u;
     for (unsigned attempt = 0;; attempt++) {

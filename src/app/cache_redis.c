@@ -324,31 +324,41 @@ static bool invalidate(cache *c, const hale_buf *rk) {
     return true;
 }
 
-/* ---- entries: version (8 bytes BE), ctype length (1), ctype, value ---- */
+/* ---- entries: version (8 bytes BE), ctype length (1), [mtime], ctype, value
+ * The ctype length is < 128; its top bit says that the write time (8 bytes
+ * BE, ms) follows. Entries of the previous format (no bit, no time) still
+ * decode (mtime unknown); a previous hale fails to decode a new entry and
+ * reads the backend, so a rolling update serves nothing wrong. ---- */
+
+#define ENTRY_HAS_MTIME 0x80u
 
 static void encode(const kv_item *it, hale_buf *out) {
     hale_buf_init(out);
-    uint64_t v = htobe64((uint64_t)it->version);
+    uint64_t v = htobe64((uint64_t)it->version), m = htobe64((uint64_t)it->mtime_ms);
     size_t cl = strlen(it->ctype);
-    unsigned char cl8 = (unsigned char)cl; /* ctype < 128 bytes (kv_item) */
+    unsigned char cl8 = (unsigned char)(cl | ENTRY_HAS_MTIME); /* ctype < 128 bytes (kv_item) */
     hale_buf_append(out, &v, 8);
     hale_buf_append(out, &cl8, 1);
+    hale_buf_append(out, &m, 8);
     hale_buf_append(out, it->ctype, cl);
     hale_buf_append(out, it->value, it->len);
 }
 
 static bool decode(const char *p, size_t n, kv_item *out) {
     if (n < 9) return false;
-    size_t cl = (unsigned char)p[8];
-    if (cl >= sizeof out->ctype || n < 9 + cl) return false;
-    uint64_t v;
+    unsigned cl8 = (unsigned char)p[8];
+    size_t cl = cl8 & ~ENTRY_HAS_MTIME, head = cl8 & ENTRY_HAS_MTIME ? 17 : 9;
+    if (cl >= sizeof out->ctype || n < head + cl) return false;
+    uint64_t v, m = 0;
     memcpy(&v, p, 8);
+    if (head == 17) memcpy(&m, p + 9, 8);
     out->version = (int64_t)be64toh(v);
-    memcpy(out->ctype, p + 9, cl);
+    out->mtime_ms = (int64_t)be64toh(m);
+    memcpy(out->ctype, p + head, cl);
     out->ctype[cl] = '\0';
-    out->len = n - 9 - cl;
+    out->len = n - head - cl;
     out->value = xmalloc(out->len + 1);
-    memcpy(out->value, p + 9 + cl, out->len);
+    memcpy(out->value, p + head + cl, out->len);
     out->value[out->len] = '\0';
     return true;
 }

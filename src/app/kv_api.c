@@ -2,6 +2,7 @@
 #include "kv_api.h"
 
 #include "http.h"
+#include "httpdate.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define JSON "application/json"
 
@@ -61,63 +63,236 @@ static void set_etag(hale_req *r, int64_t version) {
     hale_resp_header(r, "ETag", etag);
 }
 
-/* Parses one strong ETag `"123"` (W/ accepted for If-None-Match only). */
-static int64_t parse_etag(const char *p, size_t n, bool allow_weak) {
-    if (allow_weak && n > 2 && p[0] == 'W' && p[1] == '/') { p += 2; n -= 2; }
-    if (n < 3 || p[0] != '"' || p[n - 1] != '"') return -1;
-    int64_t v = 0;
-    for (size_t i = 1; i < n - 1; i++) {
-        if (p[i] < '0' || p[i] > '9' || v > (INT64_MAX - 9) / 10) return -1;
-        v = v * 10 + (p[i] - '0');
-    }
-    return v;
+/* ---- conditional requests (RFC 9110 §13) ---- */
+
+static void join_line(const char *v, void *arg) {
+    hale_buf *b = arg;
+    hale_buf_reserve(b, strlen(v) + 2); /* data != NULL from now on: "present" */
+    if (b->len) hale_buf_puts(b, ",");
+    hale_buf_puts(b, v);
 }
 
-/* Does a list like `"1", W/"2"` contain version v (or `*`)? */
-static bool etag_list_has(const char *h, int64_t v, bool allow_weak) {
-    while (*h) {
-        while (*h == ' ' || *h == ',' || *h == '\t') h++;
-        if (!*h) break;
-        if (*h == '*') return true;
-        const char *e = h;
-        while (*e && *e != ',') e++;
-        const char *end = e;
-        while (end > h && (end[-1] == ' ' || end[-1] == '\t')) end--;
-        if (parse_etag(h, (size_t)(end - h), allow_weak) == v) return true;
-        h = e;
+/* Every field line named `name` joined into one list (§5.3: repeated lines
+ * and comma-separated members are the same list). False when absent. */
+static bool header_list(hale_req *r, const char *name, hale_buf *out) {
+    hale_buf_init(out);
+    hale_req_header_each(r, name, join_line, out);
+    bool present = out->data != NULL;
+    if (!present) hale_buf_reserve(out, 1);
+    out->data[out->len] = '\0';
+    return present;
+}
+
+/* One member of an entity-tag list: `*`, or `"opaque"` with an optional
+ * `W/`. Advances *pp past it and its separator; false at the end. A
+ * malformed member is skipped up to the next comma (it matches nothing). */
+typedef struct etag_member {
+    bool any, weak, valid;
+    const char *opaque;
+    size_t len;
+} etag_member;
+
+static bool next_member(const char **pp, etag_member *m) {
+    const char *p = *pp;
+    while (*p == ' ' || *p == '\t' || *p == ',') p++;
+    if (!*p) return false;
+    memset(m, 0, sizeof *m);
+    if (*p == '*') {
+        m->any = m->valid = true;
+        p++;
+    } else {
+        if (p[0] == 'W' && p[1] == '/') { m->weak = true; p += 2; }
+        if (*p == '"') {
+            const char *q = strchr(p + 1, '"');
+            if (q) {
+                m->opaque = p + 1;
+                m->len = (size_t)(q - p - 1);
+                m->valid = true;
+                p = q + 1;
+            }
+        }
+    }
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p && *p != ',') m->valid = false; /* trailing garbage */
+    while (*p && *p != ',') p++;
+    *pp = p;
+    return true;
+}
+
+/* Does the list name version v? weak selects the weak comparison
+ * (If-None-Match: W/"7" matches "7"); the strong one (If-Match) never
+ * matches a weak tag. Our tags are the decimal version, compared as bytes. */
+static bool etag_list_match(const char *list, int64_t v, bool weak) {
+    char tag[24];
+    int n = snprintf(tag, sizeof tag, "%" PRId64, v);
+    etag_member m;
+    while (next_member(&list, &m)) {
+        if (!m.valid) continue;
+        if (m.any) return true;
+        if ((weak || !m.weak) && m.len == (size_t)n && memcmp(m.opaque, tag, m.len) == 0) return true;
     }
     return false;
 }
 
+/* The version a one-member strong list names, 0 when it names none we
+ * could have issued; *members gets the number of members. */
+static int64_t single_version(const char *list, size_t *members, bool *any) {
+    etag_member m;
+    int64_t v = 0;
+    *members = 0;
+    *any = false;
+    while (next_member(&list, &m)) {
+        (*members)++;
+        if (!m.valid) continue;
+        if (m.any) { *any = true; continue; }
+        if (m.weak || m.len == 0 || m.len > 18 || m.opaque[0] == '0') continue;
+        int64_t x = 0;
+        size_t i = 0;
+        for (; i < m.len && m.opaque[i] >= '0' && m.opaque[i] <= '9'; i++) x = x * 10 + (m.opaque[i] - '0');
+        if (i == m.len) v = x;
+    }
+    return v;
+}
+
+static void count_line(const char *v, void *arg) {
+    (void)v;
+    (*(unsigned *)arg)++;
+}
+
+/* The time (seconds) of an If-Modified-Since / If-Unmodified-Since field,
+ * or -1 when it must be ignored (RFC 9110 §13.1.3-4): absent, not a valid
+ * HTTP-date, or more than one field line. */
+static int64_t date_header(hale_req *r, const char *name) {
+    unsigned lines = 0;
+    hale_req_header_each(r, name, count_line, &lines);
+    if (lines != 1) return -1;
+    return app_httpdate_parse(hale_req_header(r, name));
+}
+
+static int64_t now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* A value's Last-Modified in seconds (never later than now, §8.8.2.1), or
+ * -1 when the store does not know it. */
+static int64_t last_modified(const kv_item *it) {
+    if (it->mtime_ms <= 0) return -1;
+    int64_t lm = it->mtime_ms / 1000, now = now_s();
+    return lm > now ? now : lm;
+}
+
 /* Fills a kv_cond from If-Match / If-None-Match for writes. Returns false
- * (and answers) when a header cannot be honoured. */
-static bool write_cond(hale_req *r, kv_cond *c) {
+ * (and answers) when a header cannot be honoured. A list of several tags
+ * is decided against the current version (read first), and the write is
+ * then a compare-and-swap on that version: if the value changes in
+ * between, the answer is 412, as if the request had come just after. */
+static bool write_cond(hale_req *r, kv_store *store, hale_buf *key, bool is_delete, kv_cond *c) {
     memset(c, 0, sizeof *c);
-    const char *im = hale_req_header(r, "If-Match");
-    const char *inm = hale_req_header(r, "If-None-Match");
-    if (im) {
-        while (*im == ' ') im++;
-        if (strcmp(im, "*") == 0) {
+    hale_buf im, inm;
+    bool has_im = header_list(r, "If-Match", &im);
+    bool has_inm = header_list(r, "If-None-Match", &inm);
+    bool ok = false;
+    if (has_im) {
+        size_t members;
+        bool any;
+        int64_t v = single_version(im.data, &members, &any);
+        if (any) {
             c->if_match_any = true;
-        } else {
-            int64_t v = parse_etag(im, strlen(im), false);
-            if (v <= 0) {
-                /* an ETag we never issue cannot match: 412, as RFC 9110 */
-                hale_resp_error(r, 412, "precondition_failed", "If-Match does not name a current version");
-                return false;
-            }
+        } else if (members == 1 && v > 0) {
             c->if_match = v;
+        } else if (members > 1) {
+            kv_item it;
+            memset(&it, 0, sizeof it);
+            kv_status st = store->ops->get(store, key->data, key->len, &it);
+            free(it.value);
+            if (st == KV_NOT_FOUND && is_delete) {
+                hale_resp_error(r, 404, "not_found", "no value is stored under this key");
+                goto out;
+            }
+            if (st != KV_OK && st != KV_NOT_FOUND) {
+                hale_resp_error(r, 503, "unavailable", "the store is unavailable; retry shortly");
+                hale_resp_header(r, "Retry-After", "1");
+                goto out;
+            }
+            if (st == KV_NOT_FOUND || !etag_list_match(im.data, it.version, false)) {
+                hale_resp_error(r, 412, "precondition_failed", "If-Match does not name a current version");
+                goto out;
+            }
+            c->if_match = it.version;
+        } else {
+            /* an ETag we never issue cannot match: 412, as RFC 9110 */
+            hale_resp_error(r, 412, "precondition_failed", "If-Match does not name a current version");
+            goto out;
         }
     }
-    if (inm) {
-        while (*inm == ' ') inm++;
-        if (strcmp(inm, "*") != 0) {
+    int64_t ius = has_im ? -1 : date_header(r, "If-Unmodified-Since");
+    if (ius >= 0) {
+        /* decided against the current value, then a compare-and-swap on
+         * its version: the date check and the write are one step */
+        kv_item it;
+        memset(&it, 0, sizeof it);
+        kv_status st = store->ops->get(store, key->data, key->len, &it);
+        free(it.value);
+        if (st != KV_OK && st != KV_NOT_FOUND) {
+            hale_resp_error(r, 503, "unavailable", "the store is unavailable; retry shortly");
+            hale_resp_header(r, "Retry-After", "1");
+            goto out;
+        }
+        int64_t lm = st == KV_OK ? last_modified(&it) : -1;
+        if (lm > ius) {
+            hale_resp_error(r, 412, "precondition_failed", "the value was modified after If-Unmodified-Since");
+            goto out;
+        }
+        if (lm >= 0) c->if_match = it.version; /* no date known: the header is ignored */
+    }
+    if (has_inm) {
+        size_t members;
+        bool any;
+        single_version(inm.data, &members, &any);
+        if (!any || members != 1) {
             hale_resp_error(r, 400, "bad_precondition", "writes accept only If-None-Match: *");
-            return false;
+            goto out;
         }
         c->if_none_match_any = true;
     }
-    return true;
+    ok = true;
+out:
+    hale_buf_free(&im);
+    hale_buf_free(&inm);
+    return ok;
+}
+
+/* RFC 9110 §13.2.2 for GET/HEAD of a stored value, in its order: 412 when
+ * If-Match names nothing current (or, without If-Match, the value changed
+ * after If-Unmodified-Since); 304 when If-None-Match names it (weak
+ * comparison) or, without If-None-Match, it did not change after
+ * If-Modified-Since; 0 to answer 200. Dates compare at the one-second
+ * resolution of HTTP-dates: two writes within one second share a
+ * Last-Modified, so only the ETag tells them apart (If-None-Match wins). */
+static int read_cond(hale_req *r, const kv_item *it) {
+    hale_buf im, inm;
+    int status = 0;
+    int64_t lm = last_modified(it), d;
+    bool has_im = header_list(r, "If-Match", &im);
+    bool has_inm = header_list(r, "If-None-Match", &inm);
+    if (has_im) {
+        if (!etag_list_match(im.data, it->version, false)) status = 412;
+    } else if (lm >= 0 && (d = date_header(r, "If-Unmodified-Since")) >= 0 && lm > d) {
+        status = 412;
+    }
+    if (!status) {
+        if (has_inm) {
+            if (etag_list_match(inm.data, it->version, true)) status = 304;
+        } else if (lm >= 0 && (d = date_header(r, "If-Modified-Since")) >= 0 && d <= now_s() &&
+                   lm <= d) {
+            status = 304; /* a date in the future is invalid: ignored */
+        }
+    }
+    hale_buf_free(&im);
+    hale_buf_free(&inm);
+    return status;
 }
 
 static void store_failed(hale_req *r, kv_status st) {
@@ -154,15 +329,25 @@ static void h_get(hale_req *r, void *arg) {
     } else if (st != KV_OK) {
         store_failed(r, st);
     } else {
-        const char *inm = hale_req_header(r, "If-None-Match");
-        set_etag(r, it.version);
-        if (inm && etag_list_has(inm, it.version, true)) {
+        int cond = read_cond(r, &it);
+        if (cond == 412) {
             free(it.value);
-            hale_resp_static(r, 304, NULL, "", 0);
-        } else {
-            hale_resp_take(r, 200, NULL, it.value, it.len);
-            hale_resp_header(r, "Content-Type", it.ctype);
+            hale_resp_error(r, 412, "precondition_failed", "If-Match does not name the current version");
+            goto out;
         }
+        /* A 304 carries what the 200 would (ETag, Cache-Control) and the
+         * value as its body: the engine never sends a 304's body, and its
+         * Content-Length is then the 200's, the one RFC 9110 §8.6 allows. */
+        hale_resp_take(r, cond ? 304 : 200, NULL, it.value, it.len);
+        set_etag(r, it.version);
+        int64_t lm = last_modified(&it);
+        if (lm >= 0) {
+            char date[APP_HTTPDATE_LEN];
+            app_httpdate_format(lm, date);
+            hale_resp_header(r, "Last-Modified", date);
+        }
+        hale_resp_header(r, "Cache-Control", api->cache_control ? api->cache_control : "no-cache");
+        if (!cond) hale_resp_header(r, "Content-Type", it.ctype);
     }
 out:
     hale_buf_free(&key);
@@ -214,12 +399,12 @@ static void h_put(hale_req *r, void *arg) {
         hale_resp_error(r, 415, "unsupported_media_type", "the Content-Type is longer than 127 bytes");
         goto out;
     }
-    kv_cond c;
-    if (!write_cond(r, &c)) goto out;
     size_t vlen;
     const char *val = hale_req_body(r, &vlen);
     kv_store *store = store_of(api, r);
     if (!store) goto out;
+    kv_cond c;
+    if (!write_cond(r, store, &key, false, &c)) goto out;
     if (store->ops->put_async) {
         /* the store's writer answers: one commit serves every waiting PUT
          * and no worker thread sits waiting for the fsync */
@@ -247,10 +432,10 @@ static void h_del(hale_req *r, void *arg) {
     hale_buf key;
     hale_buf_init(&key);
     if (!take_key(r, &key)) goto out;
-    kv_cond c;
-    if (!write_cond(r, &c)) goto out;
     kv_store *store = store_of(api, r);
     if (!store) goto out;
+    kv_cond c;
+    if (!write_cond(r, store, &key, true, &c)) goto out;
     kv_status st = store->ops->del(store, key.data, key.len, &c);
     if (st == KV_OK) hale_resp_static(r, 204, NULL, "", 0);
     else if (st == KV_NOT_FOUND) hale_resp_error(r, 404, "not_found", "no value is stored under this key");
@@ -275,9 +460,13 @@ static void h_list(hale_req *r, void *arg) {
         goto out;
     }
     if (rl == 1) {
-        char *end;
-        limit = strtol(lim.data, &end, 10);
-        if (!lim.len || *end || limit < 1 || limit > KV_LIST_MAX) {
+        /* plain decimal digits only: no sign, space, NUL or other byte that
+         * strtol would skip or stop at ("+5", " 5", "5\0" are not 5) */
+        bool digits = lim.len > 0 && lim.len <= 9;
+        for (size_t i = 0; digits && i < lim.len; i++)
+            digits = lim.data[i] >= '0' && lim.data[i] <= '9';
+        limit = digits ? strtol(lim.data, NULL, 10) : 0;
+        if (!digits || limit < 1 || limit > KV_LIST_MAX) {
             hale_resp_error(r, 400, "bad_limit", "limit must be an integer from 1 to 1000");
             goto out;
         }

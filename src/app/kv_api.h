@@ -17,6 +17,10 @@
 typedef struct kv_api {
     /* NULL until the store is open (requests then get 503); set once. */
     _Atomic(kv_store *) store;
+    /* Cache-Control of KV GET/HEAD answers (200 and 304), e.g. "no-cache";
+     * NULL means "no-cache". Every other answer is no-store (the engine's
+     * default for a response without a policy). */
+    const char *cache_control;
 } kv_api;
 
 /* Adds the /v1/kv routes to r, all flagged HALE_ROUTE_AUTH. Returns 0 or

@@ -30,6 +30,18 @@ static const migration MIGRATIONS[] = {
     {2, "hale_meta with the cache namespace",
      "CREATE TABLE hale_meta (name text PRIMARY KEY, value text NOT NULL);"
      "INSERT INTO hale_meta VALUES ('cache_namespace', replace(gen_random_uuid()::text, '-', ''));"},
+    {3, "write time per value (Last-Modified)",
+     /* set by a trigger, not by hale's statements: replicas still running
+      * the previous version during a rolling update write it too, so no
+      * value can change while keeping an old Last-Modified; never earlier
+      * than the row's previous one (the server clock may step back) */
+     "ALTER TABLE kv ADD COLUMN mtime bigint NOT NULL DEFAULT 0;"
+     "CREATE FUNCTION kv_set_mtime() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+     " NEW.mtime := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;"
+     " IF TG_OP = 'UPDATE' AND OLD.mtime > NEW.mtime THEN NEW.mtime := OLD.mtime; END IF;"
+     " RETURN NEW; END $f$;"
+     "CREATE TRIGGER kv_mtime BEFORE INSERT OR UPDATE ON kv"
+     " FOR EACH ROW EXECUTE FUNCTION kv_set_mtime();"},
 };
 #define NMIGRATIONS (sizeof MIGRATIONS / sizeof *MIGRATIONS)
 

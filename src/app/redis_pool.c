@@ -3,6 +3,7 @@
 
 #include "redis_pool.h"
 
+#include "url_check.h"
 #include "util.h"
 
 #include <errno.h>
@@ -185,6 +186,8 @@ static redisContext *connect_one(kv_redis_pool *p, char *err, size_t errlen) {
     }
     return c;
 fail:
+    /* Y7: whatever hiredis or the server said, never the credentials */
+    app_scrub(err, errlen, p->addr.pass, strlen(p->addr.pass));
     redisFree(c);
     return NULL;
 }

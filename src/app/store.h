@@ -6,6 +6,9 @@
  *    lifetime (a deleted key's old ETag never matches a later value), and a
  *    KV_OK answer to put/del means the write is durable.
  *  - Conditions are checked atomically with the write (compare-and-swap).
+ *  - Every write records its wall-clock time with the value (kv_item's
+ *    mtime_ms: the Last-Modified of the API), never earlier than the
+ *    key's previous one.
  *  - All functions are thread-safe and called from HTTP worker threads.
  *  - KV_UNAVAILABLE means "the backend cannot answer now" (maps to 503);
  *    KV_ERROR is anything else unexpected (500).
@@ -38,6 +41,9 @@ typedef struct kv_item {
     size_t len;
     char ctype[128];
     int64_t version;
+    int64_t mtime_ms;        /* last write, ms since the Unix epoch (wall clock,
+                                never decreasing per key); 0 = unknown (a row
+                                written before the store kept it) */
 } kv_item;
 
 typedef struct kv_store kv_store;

@@ -59,7 +59,7 @@ static const struct {
     const char *name, *sql;
     int nparams;
 } STMTS[S_N] = {
-    [S_GET] = {"hale_get", "SELECT value, ctype, version FROM kv WHERE key = $1", 1},
+    [S_GET] = {"hale_get", "SELECT value, ctype, version, mtime FROM kv WHERE key = $1", 1},
     /* xmax = 0 only on a freshly inserted row: tells 201 from 200 */
     [S_PUT] = {"hale_put",
                "INSERT INTO kv AS t (key, value, ctype, version)"
@@ -228,6 +228,7 @@ static kv_status pg_get(kv_store *base, const char *key, size_t klen, kv_item *o
     memcpy(out->ctype, PQgetvalue(r, 0, 1), cl);
     out->ctype[cl] = '\0';
     out->version = get_i64(r, 0, 2);
+    out->mtime_ms = get_i64(r, 0, 3);
     PQclear(r);
     return KV_OK;
 }

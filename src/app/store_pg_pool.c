@@ -5,6 +5,7 @@
 #include "store_pg_int.h"
 
 #include "log.h"
+#include "url_check.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -88,6 +89,15 @@ static void on_notice(void *arg, const char *msg) {
     HALE_LOG(HALE_LOG_DEBUG, "store.pg", "server notice", HALE_F_STRN("notice", msg, n));
 }
 
+/* A connect failure: libpq's text may quote the URL (or parts of it), so it
+ * is scrubbed of the userinfo and password first (Y7). */
+static void fail_connect(pgx_err *e, PGconn *c, const char *url) {
+    fail_broken(e, c, "postgres: connect: ");
+    app_url_scrub(url, e->msg, sizeof e->msg);
+    const char *pw = c ? PQpass(c) : NULL;
+    if (pw) app_scrub(e->msg, sizeof e->msg, pw, strlen(pw));
+}
+
 PGconn *pgx_connect(const char *url, uint64_t deadline_ns, pgx_err *e) {
     /* expand_dbname: url may be a URI or key=value string; the fallback
      * name only applies when the URL sets no application_name */
@@ -99,7 +109,7 @@ PGconn *pgx_connect(const char *url, uint64_t deadline_ns, pgx_err *e) {
         return NULL;
     }
     if (PQstatus(c) == CONNECTION_BAD) {
-        fail_broken(e, c, "postgres: connect: ");
+        fail_connect(e, c, url);
         PQfinish(c);
         return NULL;
     }
@@ -107,14 +117,14 @@ PGconn *pgx_connect(const char *url, uint64_t deadline_ns, pgx_err *e) {
     PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
     while (ps != PGRES_POLLING_OK) {
         if (ps == PGRES_POLLING_FAILED) {
-            fail_broken(e, c, "postgres: connect: ");
+            fail_connect(e, c, url);
             PQfinish(c);
             return NULL;
         }
         int w = wait_fd(c, ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ns);
         if (w <= 0) {
             if (w == 0) fail_timeout(e, "postgres: connect");
-            else fail_broken(e, c, "postgres: connect: ");
+            else fail_connect(e, c, url);
             PQfinish(c);
             return NULL;
         }

@@ -1,7 +1,10 @@
 /* store_sqlite: the embedded SQLite backend (WAL, synchronous=FULL).
  *
- * Reads use one connection per worker thread (WAL lets them run alongside
- * the writer). Writes go through a single writer thread that applies every
+ * Reads take a connection from a pool (WAL lets them run alongside the
+ * writer): a read pops an idle one or opens a new one, and gives it back
+ * when done, so the pool grows to the number of reads that ever ran at
+ * once (workers + check threads + ...) and a read never fails for want of
+ * a slot, however many threads read. Writes go through a single writer thread that applies every
  * queued write in one transaction: concurrent PUTs share one commit and one
  * fsync (group commit), and each caller is answered only after that commit,
  * so a 2xx still means durable. Versions come from a counter kept in the
@@ -16,8 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define MAX_READERS 256
+#include <time.h>
 
 typedef enum { OP_PUT, OP_DEL } op_kind;
 
@@ -40,6 +42,8 @@ typedef struct wop {
 typedef struct reader {
     sqlite3 *db;
     sqlite3_stmt *get, *list, *ping;
+    struct reader *next_idle;  /* on the idle stack (under rmu) */
+    struct reader *next_all;   /* every reader, for close (under rmu) */
 } reader;
 
 typedef struct sq_store {
@@ -48,20 +52,20 @@ typedef struct sq_store {
     sqlite3 *wdb;
     sqlite3_stmt *w_sel, *w_put, *w_del, *w_meta;
     int64_t next_version;
+    int64_t batch_ms;          /* wall clock of the batch being applied */
     pthread_t writer;
     pthread_mutex_t mu;
     pthread_cond_t have_work, batch_done;
     wop *head, *tail;
     bool stopping;
     pthread_mutex_t rmu;
-    reader *readers[MAX_READERS];
-    size_t nreaders;
-    pthread_key_t tls;
+    reader *idle;     /* readers not in use */
+    reader *all;      /* every reader opened */
 } sq_store;
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,"
-    " ctype TEXT NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;"
+    " ctype TEXT NOT NULL, version INTEGER NOT NULL, mtime INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS hale_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO hale_meta VALUES ('next_version', 1);";
 
@@ -95,35 +99,44 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size
     return 0;
 }
 
-/* ---- reads: one connection per thread ---- */
+/* ---- reads: a pool of connections ---- */
 
+static void reader_free(reader *r) {
+    sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
+    sqlite3_close(r->db);
+    free(r);
+}
+
+/* An idle reader, or a new one; NULL only when SQLite cannot open the
+ * file (never for want of a slot). Give it back with put_reader. */
 static reader *get_reader(sq_store *s) {
-    reader *r = pthread_getspecific(s->tls);
+    pthread_mutex_lock(&s->rmu);
+    reader *r = s->idle;
+    if (r) s->idle = r->next_idle;
+    pthread_mutex_unlock(&s->rmu);
     if (r) return r;
     r = xcalloc(1, sizeof *r);
     char err[256];
     if (open_db(s->path, &r->db, err, sizeof err) != 0 ||
-        prep(r->db, "SELECT value, ctype, version FROM kv WHERE key = ?1", &r->get, err, sizeof err) ||
+        prep(r->db, "SELECT value, ctype, version, mtime FROM kv WHERE key = ?1", &r->get, err, sizeof err) ||
         prep(r->db, "SELECT key FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)"
                     " AND key > ?3 ORDER BY key LIMIT ?4", &r->list, err, sizeof err) ||
         prep(r->db, "SELECT 1", &r->ping, err, sizeof err)) {
-        sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
-        sqlite3_close(r->db);
-        free(r);
+        reader_free(r);
         return NULL;
     }
     pthread_mutex_lock(&s->rmu);
-    if (s->nreaders == MAX_READERS) {
-        pthread_mutex_unlock(&s->rmu);
-        sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
-        sqlite3_close(r->db);
-        free(r);
-        return NULL;
-    }
-    s->readers[s->nreaders++] = r;
+    r->next_all = s->all;
+    s->all = r;
     pthread_mutex_unlock(&s->rmu);
-    pthread_setspecific(s->tls, r);
     return r;
+}
+
+static void put_reader(sq_store *s, reader *r) {
+    pthread_mutex_lock(&s->rmu);
+    r->next_idle = s->idle;
+    s->idle = r;
+    pthread_mutex_unlock(&s->rmu);
 }
 
 static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *out) {
@@ -143,6 +156,7 @@ static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *o
         out->len = (size_t)n;
         snprintf(out->ctype, sizeof out->ctype, "%s", (const char *)sqlite3_column_text(st, 1));
         out->version = sqlite3_column_int64(st, 2);
+        out->mtime_ms = sqlite3_column_int64(st, 3);
         res = KV_OK;
     } else if (rc == SQLITE_DONE) {
         res = KV_NOT_FOUND;
@@ -151,6 +165,7 @@ static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *o
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    put_reader(s, r);
     return res;
 }
 
@@ -193,6 +208,7 @@ static kv_status sq_list(kv_store *base, const char *prefix, size_t plen, const 
     kv_status res = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? KV_OK : KV_ERROR;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    put_reader(s, r);
     free(upper);
     return res;
 }
@@ -203,8 +219,9 @@ static int sq_ping(kv_store *base, char *err, size_t errlen) {
     if (!r) return hale_err(err, errlen, "sqlite: cannot open a connection to %s", s->path);
     int rc = sqlite3_step(r->ping);
     sqlite3_reset(r->ping);
-    if (rc != SQLITE_ROW) return hale_err(err, errlen, "sqlite: %s", sqlite3_errmsg(r->db));
-    return 0;
+    if (rc != SQLITE_ROW) hale_err(err, errlen, "sqlite: %s", sqlite3_errmsg(r->db));
+    put_reader(s, r);
+    return rc == SQLITE_ROW ? 0 : -1;
 }
 
 /* ---- writes: one writer thread, group commit ---- */
@@ -249,6 +266,7 @@ static int apply(sq_store *s, wop *op) {
     sqlite3_bind_blob(s->w_put, 2, op->vlen ? op->val : "", (int)op->vlen, SQLITE_STATIC);
     sqlite3_bind_text(s->w_put, 3, op->ctype, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->w_put, 4, op->version);
+    sqlite3_bind_int64(s->w_put, 5, s->batch_ms);
     rc = sqlite3_step(s->w_put);
     sqlite3_reset(s->w_put);
     if (rc != SQLITE_DONE) return rc;
@@ -258,6 +276,9 @@ static int apply(sq_store *s, wop *op) {
 
 static void run_batch(sq_store *s, wop *batch) {
     int64_t saved = s->next_version;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->batch_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     int rc = sqlite3_exec(s->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (wop *op = batch; op && rc == SQLITE_OK; op = op->next) rc = apply(s, op);
     if (rc == SQLITE_OK) {
@@ -374,16 +395,13 @@ static void sq_close(kv_store *base) {
     pthread_cond_signal(&s->have_work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
-    for (size_t i = 0; i < s->nreaders; i++) {
-        reader *r = s->readers[i];
-        sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
-        sqlite3_close(r->db);
-        free(r);
+    for (reader *r = s->all, *next; r; r = next) {
+        next = r->next_all;
+        reader_free(r);
     }
     sqlite3_finalize(s->w_sel); sqlite3_finalize(s->w_put);
     sqlite3_finalize(s->w_del); sqlite3_finalize(s->w_meta);
     sqlite3_close(s->wdb);
-    pthread_key_delete(s->tls);
     pthread_mutex_destroy(&s->mu); pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->have_work); pthread_cond_destroy(&s->batch_done);
     free(s->path);
@@ -394,6 +412,16 @@ static const kv_store_ops SQLITE_OPS = {
     .name = "sqlite", .get = sq_get, .put = sq_put, .del = sq_del, .put_async = sq_put_async,
     .list = sq_list, .ping = sq_ping, .close = sq_close,
 };
+
+/* Databases made before the store kept write times get the column (0:
+ * unknown, so those rows have no Last-Modified until their next write). */
+static int add_mtime(sqlite3 *db, char *err, size_t errlen) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT mtime FROM kv LIMIT 0", -1, &st, NULL);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK) return 0;
+    return exec(db, "ALTER TABLE kv ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0", err, errlen);
+}
 
 /* mkdir -p of path's parent directory. */
 static int make_parent(const char *path, char *err, size_t errlen) {
@@ -425,14 +453,15 @@ kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen) {
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->have_work, NULL);
     pthread_cond_init(&s->batch_done, NULL);
-    pthread_key_create(&s->tls, NULL);
     if (open_db(path, &s->wdb, err, errlen) != 0) goto fail;
     if (exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen) ||
         exec(s->wdb, SCHEMA, err, errlen) ||
         prep(s->wdb, "SELECT version FROM kv WHERE key = ?1", &s->w_sel, err, errlen) ||
-        prep(s->wdb, "INSERT INTO kv (key, value, ctype, version) VALUES (?1, ?2, ?3, ?4)"
+        add_mtime(s->wdb, err, errlen) ||
+        prep(s->wdb, "INSERT INTO kv (key, value, ctype, version, mtime) VALUES (?1, ?2, ?3, ?4, ?5)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                     " ctype = excluded.ctype, version = excluded.version", &s->w_put, err, errlen) ||
+                     " ctype = excluded.ctype, version = excluded.version,"
+                     " mtime = max(excluded.mtime, kv.mtime)", &s->w_put, err, errlen) ||
         prep(s->wdb, "DELETE FROM kv WHERE key = ?1", &s->w_del, err, errlen) ||
         prep(s->wdb, "UPDATE hale_meta SET value = ?1 WHERE name = 'next_version'", &s->w_meta, err, errlen))
         goto fail;
@@ -449,7 +478,6 @@ fail:
     sqlite3_finalize(s->w_sel); sqlite3_finalize(s->w_put);
     sqlite3_finalize(s->w_del); sqlite3_finalize(s->w_meta);
     sqlite3_close(s->wdb);
-    pthread_key_delete(s->tls);
     free(s->path);
     free(s);
     return NULL;

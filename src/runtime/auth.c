@@ -33,6 +33,7 @@ struct hale_auth {
     bool thread_running;
     atomic_int stop;
     hale_counter *ok, *missing, *invalid;
+    hale_counter *reload_refused; /* reloads that kept the old keys */
 };
 
 static void keyset_free(keyset *k) {
@@ -44,7 +45,8 @@ static void keyset_free(keyset *k) {
     free(k);
 }
 
-/* Splits text into trimmed, non-empty lines. */
+/* Splits text into trimmed lines; blank lines and comment lines (first
+ * non-blank byte '#') are not keys. */
 static keyset *keyset_parse(const char *text, size_t n) {
     keyset *k = xcalloc(1, sizeof *k);
     k->blob = xstrndup(text, n);
@@ -60,7 +62,7 @@ static keyset *keyset_parse(const char *text, size_t n) {
         while (b < e && (*b == ' ' || *b == '\t' || *b == '\r')) b++;
         char *t = e;
         while (t > b && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r')) t--;
-        if (t > b) {
+        if (t > b && *b != '#') {
             if (k->n == cap) {
                 cap *= 2;
                 k->key = xrealloc(k->key, cap * sizeof *k->key);
@@ -93,6 +95,14 @@ static int keyset_match(const keyset *k, const char *p, size_t pn) {
     return (int)found;
 }
 
+unsigned hale_auth_count_keys(const char *text) {
+    if (!text) return 0;
+    keyset *k = keyset_parse(text, strlen(text));
+    unsigned n = (unsigned)k->n;
+    keyset_free(k);
+    return n;
+}
+
 static double key_count_fn(void *arg) { return (double)hale_auth_key_count(arg); }
 
 hale_auth *hale_auth_new(const char *keys_text, const char *watch_path, unsigned reload_ms,
@@ -113,6 +123,10 @@ hale_auth *hale_auth_new(const char *keys_text, const char *watch_path, unsigned
     a->ok = hale_counter_with(m, ok);
     a->missing = hale_counter_with(m, missing);
     a->invalid = hale_counter_with(m, invalid);
+    hale_metric *rr = hale_metrics_counter(reg, "hale_auth_reload_refused_total",
+                                           "Key-file changes refused (no usable key, too large); "
+                                           "the previous keys stayed in force.", 0, NULL);
+    a->reload_refused = hale_counter_with(rr, NULL);
     hale_metrics_gauge_fn(reg, "hale_auth_keys", "API keys currently configured.", key_count_fn, a);
     return a;
 }
@@ -145,6 +159,9 @@ int hale_auth_reload(hale_auth *a) {
     if (too_big) {
         explicit_bzero(buf, MAX_KEY_FILE);
         free(buf);
+        a->last = st;
+        a->have_last = true;
+        hale_counter_inc(a->reload_refused);
         HALE_LOG(HALE_LOG_ERROR, "auth", "key file too large; keeping the current keys",
                  HALE_F_STR("path", a->path));
         return 0;
@@ -155,10 +172,12 @@ int hale_auth_reload(hale_auth *a) {
     a->last = st;
     a->have_last = true;
     if (k->n == 0) {
-        /* an empty file mid-rotation would open the API: refuse it */
+        /* an emptied, truncated or comment-only file (mid-rotation, or a
+         * mistake) would open the API: refuse it, loudly */
         keyset_free(k);
-        HALE_LOG(HALE_LOG_ERROR, "auth", "key file has no keys; keeping the current keys",
-                 HALE_F_STR("path", a->path));
+        hale_counter_inc(a->reload_refused);
+        HALE_LOG(HALE_LOG_ERROR, "auth", "key file has no usable key; keeping the current keys",
+                 HALE_F_STR("path", a->path), HALE_F_UINT("keys", hale_auth_key_count(a)));
         return 0;
     }
     pthread_rwlock_wrlock(&a->lock);
@@ -176,9 +195,11 @@ static void *reload_main(void *arg) {
     while (!atomic_load(&a->stop)) {
         hale_auth_reload(a);
         if (hale_wait_shutdown(a->reload_ms)) {
-            /* keep watching during the drain, but without a busy loop */
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)a->reload_ms * 1000000L};
-            nanosleep(&ts, NULL);
+            /* keep watching during the drain, but without a busy loop:
+             * tv_nsec must stay below 1e9 or nanosleep fails at once */
+            struct timespec ts = {.tv_sec = (time_t)(a->reload_ms / 1000),
+                                  .tv_nsec = (long)(a->reload_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && !atomic_load(&a->stop)) {}
         }
     }
     return NULL;

@@ -11,11 +11,17 @@
  *    differing byte and no short-circuit between keys. (What is not hidden:
  *    the number of configured keys and their lengths, which are not secret
  *    in a useful sense.)
- *  - Keys come one per line (blank lines and surrounding spaces ignored).
+ *  - Keys come one per line (blank lines, comment lines starting with '#'
+ *    and surrounding spaces ignored). Only the parsed key set counts: text
+ *    with no usable key ("", " \n", comments only) is "no key" everywhere.
  *    When they came from a file, the file is re-checked every
  *    `reload_ms` (stat of the path, following Kubernetes' symlink swap); a
  *    change swaps the key set atomically for new requests and is logged
- *    with the key count only. Replaced key memory is wiped before release.
+ *    with the key count only. A change that leaves no usable key (file
+ *    emptied, truncated mid-rotation, comments only) or is too large keeps
+ *    the previous keys, logs an error and counts it in
+ *    hale_auth_reload_refused_total: a reload never opens the API.
+ *    Replaced key memory is wiped before release.
  *  - Keys never reach logs, metrics or error bodies.
  *  - Counts outcomes in hale_auth_requests_total{outcome="ok|missing|invalid"}.
  *  Thread-safety: hale_auth_check may run on any worker concurrently with a
@@ -37,6 +43,10 @@ typedef struct hale_auth hale_auth;
 hale_auth *hale_auth_new(const char *keys_text, const char *watch_path, unsigned reload_ms,
                          hale_metrics *reg);
 void hale_auth_free(hale_auth *a);
+
+/* Number of usable keys in text, by the same rules as hale_auth_new (0 for
+ * NULL). The startup check uses it: whitespace is not a key. */
+unsigned hale_auth_count_keys(const char *text);
 
 /* Starts the reload thread when keys came from a file. */
 void hale_auth_start(hale_auth *a);

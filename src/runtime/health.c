@@ -253,7 +253,15 @@ static void rfc3339(uint64_t ms, char *out, size_t n) {
     snprintf(out, n, "%s.%03uZ", base, (unsigned)(ms % 1000));
 }
 
-void hale_health_render_json(const hale_health *hc, hale_buf *out) {
+static void render_json(const hale_health *hc, hale_buf *out, bool detail);
+
+void hale_health_render_json(const hale_health *h, hale_buf *out) { render_json(h, out, true); }
+
+void hale_health_render_status_json(const hale_health *h, hale_buf *out) {
+    render_json(h, out, false);
+}
+
+static void render_json(const hale_health *hc, hale_buf *out, bool detail) {
     hale_health *h = (hale_health *)hc;
     bool ready = hale_health_ready(h), live = hale_health_live(h);
     hale_buf_printf(out, "{\"status\":\"%s\",\"state\":\"%s\",\"live\":%s,\"ready\":%s,\"checks\":{",
@@ -272,7 +280,9 @@ void hale_health_render_json(const hale_health *hc, hale_buf *out) {
                         i ? "," : "", c->name, st, c->required ? "true" : "false", c->latency_ms);
         if (c->ok == 0 || stuck) {
             hale_buf_puts(out, "\"last_error\":\"");
-            const char *e = stuck ? "timed out" : c->last_error;
+            /* without detail, no error text: it names hosts, ports, users */
+            const char *e = !detail ? "failed (the admin listener's /health has the detail)"
+                            : stuck ? "timed out" : c->last_error;
             hale_buf_json_escape(out, e, strlen(e));
             hale_buf_puts(out, "\",");
         } else {

@@ -13,7 +13,8 @@
  *                         taking longer than its timeout counts as failed)
  *      /health/startup    200 once hale_health_set_started() was called
  *      /health            JSON detail: state, and per check status, last
- *                         latency, last error, since when
+ *                         latency, last error, since when (the error text
+ *                         only where registered with full detail: admin)
  *  - Each check runs on its own thread every interval_ms; a slow check never
  *    delays another one or a probe.
  *  Thread-safety: everything may be called from any thread after start.
@@ -74,9 +75,17 @@ bool hale_health_ready(const hale_health *h);
 
 /* Appends the /health detail document (JSON) to out. */
 void hale_health_render_json(const hale_health *h, hale_buf *out);
+/* The same document without any check's error text: a failed check's
+ * "last_error" is a fixed string pointing to the admin listener. */
+void hale_health_render_status_json(const hale_health *h, hale_buf *out);
 
 /* Registers /health, /health/liveness, /health/readiness, /health/startup
- * (GET, never shed, no auth). Returns 0 or -1 with err. */
+ * (GET, never shed, no auth), /health with full detail: for the admin
+ * listener. Returns 0 or -1 with err. */
 int hale_health_register(hale_health *h, hale_router *r, char *err, size_t errlen);
+/* The same routes for a listener clients reach (open, like the probes):
+ * /health answers statuses only (hale_health_render_status_json), since
+ * error text names the database host, port and user. */
+int hale_health_register_public(hale_health *h, hale_router *r, char *err, size_t errlen);
 
 #endif

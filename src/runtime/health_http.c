@@ -45,9 +45,17 @@ static void h_detail(hale_req *r, void *arg) {
     hale_resp_take(r, hale_health_ready(arg) ? 200 : 503, JSON, b.data, b.len);
 }
 
-int hale_health_register(hale_health *h, hale_router *r, char *err, size_t errlen) {
+static void h_status(hale_req *r, void *arg) {
+    hale_buf b;
+    hale_buf_init(&b);
+    hale_health_render_status_json(arg, &b);
+    hale_resp_take(r, hale_health_ready(arg) ? 200 : 503, JSON, b.data, b.len);
+}
+
+static int register_routes(hale_health *h, hale_router *r, bool detail, char *err, size_t errlen) {
     const hale_route routes[] = {
-        {.method = "GET", .tmpl = "/health", .fn = h_detail, .arg = h, .flags = HALE_ROUTE_NO_SHED},
+        {.method = "GET", .tmpl = "/health", .fn = detail ? h_detail : h_status, .arg = h,
+         .flags = HALE_ROUTE_NO_SHED},
         {.method = "GET", .tmpl = "/health/liveness", .fn = h_live, .arg = h, .flags = HALE_ROUTE_NO_SHED},
         {.method = "GET", .tmpl = "/health/readiness", .fn = h_ready, .arg = h, .flags = HALE_ROUTE_NO_SHED},
         {.method = "GET", .tmpl = "/health/startup", .fn = h_startup, .arg = h, .flags = HALE_ROUTE_NO_SHED},
@@ -55,4 +63,12 @@ int hale_health_register(hale_health *h, hale_router *r, char *err, size_t errle
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
         if (hale_router_add(r, &routes[i], err, errlen) != 0) return -1;
     return 0;
+}
+
+int hale_health_register(hale_health *h, hale_router *r, char *err, size_t errlen) {
+    return register_routes(h, r, true, err, errlen);
+}
+
+int hale_health_register_public(hale_health *h, hale_router *r, char *err, size_t errlen) {
+    return register_routes(h, r, false, err, errlen);
 }

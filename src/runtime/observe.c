@@ -58,10 +58,48 @@ static bool put_bytes(char *out, size_t *o, size_t cap, const char *s, size_t n)
     return true;
 }
 
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Is this raw query parameter name one the logger treats as a secret? The
+ * name is judged as the application will see it: percent-decoded ('+' is
+ * a space), case-folded, with '-', '.' and ' ' read as '_', so that
+ * "api%5Fkey", "API-Key" and "Api.Key" are all api_key. A name that does
+ * not decode, decodes to a control byte, or is too long to judge is
+ * assumed secret. */
+static bool name_sensitive(const char *p, size_t n) {
+    char name[64];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)p[i];
+        if (c == '%') {
+            int h = i + 2 < n ? hexval((unsigned char)p[i + 1]) : -1;
+            int l = i + 2 < n ? hexval((unsigned char)p[i + 2]) : -1;
+            if (h < 0 || l < 0) return true;
+            c = h * 16 + l;
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (c < 0x20 || c == 0x7f) return true;
+        if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
+        if (c == '-' || c == '.' || c == ' ') c = '_';
+        if (o + 1 >= sizeof name) return true;
+        name[o++] = (char)c;
+    }
+    name[o] = '\0';
+    return hale_log_key_sensitive(name);
+}
+
 /* Y7: the access log keeps every query parameter's name but not the value
  * of one whose name the logger treats as a secret (token, secret, password,
- * api_key, ...): "/x?access_token=[redacted]&page=2". A query that does not
- * fit out loses all its values: "/x?[redacted]". No allocation. */
+ * api_key, ...; see name_sensitive): "/x?access_token=[redacted]&page=2".
+ * A query that does not fit out loses all its values: "/x?[redacted]". No
+ * allocation. */
 static const char *loggable_path(const char *path, char *out, size_t cap) {
     const char *q = strchr(path, '?');
     if (!q) return path;
@@ -71,18 +109,7 @@ static const char *loggable_path(const char *path, char *out, size_t cap) {
     for (const char *p = q + 1; *p;) {
         const char *end = p + strcspn(p, "&;");
         const char *eq = memchr(p, '=', (size_t)(end - p));
-        bool secret = false;
-        if (eq) {
-            char name[64];
-            size_t nl = (size_t)(eq - p);
-            if (nl < sizeof name) {
-                memcpy(name, p, nl);
-                name[nl] = '\0';
-                secret = hale_log_key_sensitive(name);
-            } else {
-                secret = true; /* too long to judge: assume the worst */
-            }
-        }
+        bool secret = eq && name_sensitive(p, (size_t)(eq - p));
         bool ok = secret ? put_bytes(out, &o, cap, p, (size_t)(eq - p) + 1) &&
                                put_bytes(out, &o, cap, "[redacted]", 10)
                          : put_bytes(out, &o, cap, p, (size_t)(end - p));

@@ -112,11 +112,13 @@ static hale_cfg *load_cfg(const hale_service_def *def, const char *config_dir, c
     if (hale_log_init(hale_cfg_str(cfg, "log.level"), hale_cfg_str(cfg, "log.format"), err,
                       sizeof err) != 0)
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "log.level (%s): %s", hale_cfg_source(cfg, "log.level"), err);
-    if (!strcmp(hale_cfg_run_env(cfg), "production") && !*hale_cfg_str(cfg, "auth.api_keys") &&
+    /* the parsed key set decides: " \n" or a comment-only file is no key */
+    if (!strcmp(hale_cfg_run_env(cfg), "production") &&
+        hale_auth_count_keys(hale_cfg_str(cfg, "auth.api_keys")) == 0 &&
         !hale_cfg_bool(cfg, "auth.allow_anonymous"))
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
-                          "auth: RUN_ENV=production and no API key is configured: put one key per "
-                          "line in the secret file %s/api-key (or point API_KEY_FILE at a file), "
+                          "auth: RUN_ENV=production and no usable API key is configured: put one key "
+                          "per line in the secret file %s/api-key (or point API_KEY_FILE at a file), "
                           "or set auth.allow_anonymous = true to run the API open",
                           hale_cfg_str(cfg, "secrets.dir"));
     if (def->validate) def->validate(cfg, def->app);
@@ -186,7 +188,8 @@ static int serve(hale_service *s) {
     on_transition(HALE_AVAIL_STARTING, HALE_AVAIL_STARTING, "starting", s);
 
     int rc = HALE_EXIT_FATAL;
-    if (hale_health_register(s->health, s->router, err, sizeof err) ||
+    /* the main listener is reachable by clients: /health without error text */
+    if (hale_health_register_public(s->health, s->router, err, sizeof err) ||
         hale_health_register(s->health, s->admin_router, err, sizeof err) ||
         hale_observe_register_metrics(s->obs, s->admin_router, err, sizeof err)) {
         HALE_LOG(HALE_LOG_ERROR, "service", "cannot register routes", HALE_F_STR("error", err));

@@ -1,6 +1,7 @@
 """API keys from the mounted secret (R: A9)."""
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -128,3 +129,82 @@ def test_production_without_key_refuses_to_start(tmp_path):  # R: A9 L3
 def test_dev_without_key_warns_once(hale):  # R: A9
     assert hale.request("PUT", "/v1/kv/open", b"v")[0] == 201
     assert hale.output().count("the API is open") == 1
+
+
+NO_KEY_TEXTS = ["", " \n", "\t\n\n", "# only a comment\n", "  # rotated\n\n#\n"]
+
+
+@pytest.mark.parametrize("text", NO_KEY_TEXTS, ids=["empty", "space", "tabs", "comment", "comments"])
+def test_production_whitespace_key_file_refuses_to_start(tmp_path, text):  # R: A9 L3
+    """The parsed key set decides: a key file with no usable key is no key."""
+    (tmp_path / "api-key").write_text(text)
+    env = {"PATH": os.environ["PATH"], "RUN_ENV": "production",
+           "HALE_CONFIG_DIR": os.path.join(ROOT, "config"), "HALE_SECRET_DIR": str(tmp_path),
+           "PORT": "1"}
+    r = subprocess.run([HALE_BIN, "config", "--check"], env=env, capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 78, r.stdout + r.stderr
+    assert "no usable API key" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["\t", " ", "\n\n", "# nope"])
+def test_production_whitespace_api_key_env_refuses_to_start(tmp_path, value):  # R: A9 L3
+    env = {"PATH": os.environ["PATH"], "RUN_ENV": "production", "API_KEY": value,
+           "HALE_CONFIG_DIR": os.path.join(ROOT, "config"), "HALE_SECRET_DIR": str(tmp_path),
+           "PORT": "1"}
+    r = subprocess.run([HALE_BIN, "config", "--check"], env=env, capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 78, r.stdout + r.stderr
+    assert "no usable API key" in r.stderr
+
+
+@pytest.mark.parametrize("text", NO_KEY_TEXTS, ids=["empty", "space", "tabs", "comment", "comments"])
+def test_reload_to_no_key_keeps_old_keys(secured, text):  # R: A9
+    h, sd = secured
+    assert h.request("PUT", "/v1/kv/r", b"v", {"X-API-Key": "key-one"})[0] == 201
+    ts = "%d" % (time.time() * 1e6)
+    d = sd / ("..%s" % ts)
+    d.mkdir()
+    (d / "api-key").write_text(text)
+    os.symlink(d.name, str(sd / "..data_tmp"))
+    os.rename(str(sd / "..data_tmp"), str(sd / "..data"))
+    deadline = time.time() + 5
+    while "no usable key" not in h.output() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "no usable key" in h.output()
+    assert h.request("PUT", "/v1/kv/r", b"v")[0] == 401              # never opens the API
+    assert h.request("PUT", "/v1/kv/r", b"v", {"X-API-Key": "nope"})[0] == 401
+    assert h.request("GET", "/v1/kv/r", headers={"X-API-Key": "key-two"})[0] == 200
+    metrics = h.request("GET", "/metrics", admin=True)[2].decode()
+    assert "hale_auth_reload_refused_total 1" in metrics, metrics
+    assert "hale_auth_keys 2" in metrics
+    write_keys(str(sd), ["key-three"])                               # a good file is taken again
+    deadline = time.time() + 5
+    while h.request("GET", "/v1/kv/r", headers={"X-API-Key": "key-three"})[0] != 200:
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_draining_with_keys_uses_no_cpu(hale_factory, tmp_path):  # R: A9 L1
+    """The key-reload thread keeps watching during the drain without a busy
+    loop (a 1 s interval once meant nanosleep(tv_nsec = 1e9): EINVAL, spin)."""
+    sd = tmp_path / "secrets"
+    sd.mkdir()
+    write_keys(str(sd), ["key-one"])
+    h = hale_factory(env={"HALE_SECRET_DIR": str(sd), "APP_AUTH__RELOAD_INTERVAL": "1s",
+                          "APP_SHUTDOWN__DRAIN_DELAY": "4s"})
+    h.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    c0, t0 = _cpu_seconds(h.proc.pid), time.monotonic()
+    time.sleep(2.5)
+    c1, t1 = _cpu_seconds(h.proc.pid), time.monotonic()
+    assert h.proc.poll() is None, "stopped before the drain delay"
+    share = (c1 - c0) / (t1 - t0)
+    assert share < 0.05, "draining hale used %.0f %% of a core" % (share * 100)
+    assert h.proc.wait(15) == 0, h.output()[-3000:]

@@ -85,10 +85,10 @@ def test_migrate_command(hale_factory):  # R: A6 (hale migrate for a Kubernetes 
     url = backends.new_pg_url()
     r = run_hale(["migrate"], {"DATABASE_URL": url})
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "migrated from version 0 to 2" in r.stdout
+    assert "migrated from version 0 to 3" in r.stdout
     r = run_hale(["migrate"], {"DATABASE_URL": url})
-    assert r.returncode == 0 and "up to date (version 2)" in r.stdout, r.stdout + r.stderr
-    assert psql("SELECT count(*) FROM %s.schema_migrations" % schema_of(url)).strip() == "2"
+    assert r.returncode == 0 and "up to date (version 3)" in r.stdout, r.stdout + r.stderr
+    assert psql("SELECT count(*) FROM %s.schema_migrations" % schema_of(url)).strip() == "3"
     h = hale_factory(env={**backends.env_for("pg", pg_url=url), "APP_DATABASE__MIGRATE_ON_START": "false"})
     assert h.request("PUT", "/v1/kv/x", b"y")[0] == 201
 
@@ -115,7 +115,7 @@ def test_replicas_starting_together_migrate_once(hale_factory):  # R: A6
     hs = [hale_factory(env=env, wait_ready=False) for _ in range(3)]
     for h in hs:
         h.wait_ready(timeout=20)
-    assert psql("SELECT count(*) FROM %s.schema_migrations" % schema_of(url)).strip() == "2"
+    assert psql("SELECT count(*) FROM %s.schema_migrations" % schema_of(url)).strip() == "3"
     assert hs[0].request("PUT", "/v1/kv/x", b"1")[0] == 201
     assert hs[2].request("GET", "/v1/kv/x")[2] == b"1"
 

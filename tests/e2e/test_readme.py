@@ -21,3 +21,12 @@ def test_default_toml_sets_every_setting():  # R: C2 C5
     assert len(rows) > 30
     for row in rows:
         assert "default.toml:" in row, "config/default.toml does not set: " + row
+
+
+def test_readme_states_conditional_and_caching_behaviour():  # R: A10 A1 A2
+    text = open(os.path.join(ROOT, "README.md")).read()
+    api = text.split("## The API", 1)[1].split("\n## ", 1)[0]
+    for needle in ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+                   "Last-Modified", "weakly", "304", "Cache-Control", "no-cache", "no-store",
+                   "kv.cache_control"):
+        assert needle in api, needle

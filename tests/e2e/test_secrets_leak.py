@@ -26,6 +26,7 @@ Where a secret goes in:
   - an APP_ variable that names no setting (APP_VAULT__TOKEN);
   - from clients: Authorization, X-API-Key, Cookie, Proxy-Authorization.
 """
+import json
 import os
 import shutil
 import signal
@@ -34,7 +35,9 @@ import time
 
 import pytest
 
-from conftest import HALE_BIN, ROOT
+import backends
+
+from conftest import HALE_BIN, ROOT, free_port
 
 KEY_FILE = "PLANTEDkeyFILEq7w3"
 KEY_FILE2 = "PLANTEDkeyFILEb8n1"
@@ -308,3 +311,152 @@ def test_query_string_credentials_not_logged(hale_factory):  # R: Y7
     out = h.output()
     assert out.count('"path":"/v1/kv/q?') == 4, out  # the requests are logged...
     assert QUERY not in out                           # ...without the credential
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_query_credentials_matched_on_decoded_casefolded_names(hale_factory, fmt):  # R: Y7
+    """The application decodes the name before it reads it, so the log must
+    judge the decoded, case-folded name: api%5Fkey is api_key."""
+    h = hale_factory(env={"LOG_FORMAT": fmt})
+    names = ("api%5Fkey", "API_KEY", "Api%2DKey", "api-key", "%61pi_key", "Access%5FToken",
+             "pass%77ord", "SECRET", "my+token", "api%00key", "api%zzkey")
+    routed = 0
+    for q in names:
+        # (an engine may refuse a malformed target before routing it: 400,
+        # logged without the path)
+        routed += h.request("GET", "/v1/kv?%s=%s&limit=5" % (q, QUERY))[0] == 200
+    time.sleep(0.3)
+    h.check_clean_exit()
+    out = h.output()
+    assert routed >= len(names) - 1 and out.count("/v1/kv?") >= routed, out  # logged...
+    assert_no_secret("access log", out, [QUERY])     # ...without the credential
+    assert "limit=5" in out                          # other values are kept
+
+
+def test_main_listener_health_has_no_error_text(hale_factory, tmp_path):  # R: Y7 H4
+    """/health on the main listener is open to anyone who reaches the API:
+    statuses only. The admin listener keeps the detail (host, port). A Redis
+    that refuses connections (not required) gives a failing check with
+    error text while hale stays ready."""
+    sdir = tmp_path / "empty"
+    sdir.mkdir()
+    env = {"HALE_SECRET_DIR": str(sdir),
+           "REDIS_URL": "redis://redisuserPLANTED:%s@127.0.0.1:1/0" % REDIS_PW,
+           "APP_DATABASE__CHECK_INTERVAL": "200ms"}
+    h = hale_factory(env=env)
+    deadline = time.time() + 5
+    while True:
+        st, hd, admin = h.request("GET", "/health", admin=True)
+        doc = json.loads(admin)
+        err = doc["checks"]["redis"]["last_error"] or ""
+        if "127.0.0.1" in err or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert "127.0.0.1:1" in err, doc  # the admin listener: full detail
+    st, hd, body = h.request("GET", "/health")
+    doc = json.loads(body)
+    assert st == 200 and doc["checks"]["redis"]["status"] == "fail", doc
+    assert doc["checks"]["redis"]["last_error"], doc  # says that it failed...
+    text = body.decode()
+    for leak in ("127.0.0.1", "redisuserPLANTED", REDIS_PW, "onnect", "refused"):
+        assert leak not in text, (leak, text)         # ...but not where or why
+    assert hd["cache-control"] == "no-store"
+
+
+# ---- every database and Redis error path -------------------------------------
+
+def run_briefly(env, *args, seconds=2.0):
+    """Runs hale for at most `seconds`, then SIGTERM; (exit code, output)."""
+    p = subprocess.Popen([HALE_BIN, *args], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, errors="replace")
+    try:
+        out = p.communicate(timeout=seconds)[0]
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)
+        out = p.communicate(timeout=30)[0]
+    return p.returncode, out
+
+
+URL_PW = "PLANTEDurlPWv7k2"
+
+
+def _server_part(kind):
+    """host:port/db... of the test server's URL (its credentials dropped)."""
+    return backends.urls()[kind].split("@", 1)[1]
+
+
+# (id, variable, URL, config error?, what the log must show: the path was taken)
+URL_CASES = [
+    ("pg-bad-url", "DATABASE_URL", lambda: "postgres://hale:%s@[::1/hale" % URL_PW, True, None),
+    ("pg-bad-escape", "DATABASE_URL", lambda: "postgres://hale:%s%%zz@127.0.0.1/x" % URL_PW, True, None),
+    ("pg-escape-nul", "DATABASE_URL", lambda: "postgres://hale:%s%%00@127.0.0.1/x" % URL_PW, True, None),
+    ("pg-raw-at", "DATABASE_URL", lambda: "postgres://hale:%s@x@127.0.0.1/x" % URL_PW, True, None),
+    ("pg-wrong-password", "DATABASE_URL",
+     lambda: "postgres://hale:%s@%s" % (URL_PW, _server_part("pg")), False, "password authentication failed"),
+    ("pg-unreachable", "DATABASE_URL",
+     lambda: "postgres://hale:%s@127.0.0.1:1/hale?connect_timeout=1" % URL_PW, False, "refused"),
+    ("pg-tls-refused", "DATABASE_URL",
+     lambda: "postgres://hale:%s@%s%ssslmode=require" % (
+         URL_PW, _server_part("pg"), "&" if "?" in _server_part("pg") else "?"), False, "SSL"),
+    ("redis-bad-url", "REDIS_URL", lambda: "redis://:%s@[::1" % URL_PW, True, None),
+    ("redis-bad-escape", "REDIS_URL", lambda: "redis://:%s%%zz@127.0.0.1:1" % URL_PW, True, None),
+    ("redis-escape-nul", "REDIS_URL", lambda: "redis://:%s%%00@127.0.0.1:1" % URL_PW, True, None),
+    ("redis-wrong-password", "REDIS_URL",
+     lambda: "redis://:%s@%s" % (URL_PW, _server_part("redis")), False, "WRONGPASS"),
+    ("redis-unreachable", "REDIS_URL", lambda: "redis://:%s@127.0.0.1:1/0" % URL_PW, False, "refused"),
+    ("redis-tls-refused", "REDIS_URL", lambda: "rediss://:%s@127.0.0.1:1/0" % URL_PW, False, "TLS"),
+]
+
+
+@pytest.mark.parametrize("case", URL_CASES, ids=[c[0] for c in URL_CASES])
+def test_database_and_redis_error_paths_never_show_the_password(hale_factory, tmp_path, case):  # R: Y7
+    """Each way a database or Redis URL can fail: hale's own check refuses
+    the malformed ones at start (naming the setting and the position), and
+    no channel (logs at debug, `hale config --check`, `hale migrate`,
+    /health on both listeners, /metrics) carries the password."""
+    name, var, make_url, config_error, expect = case
+    url = make_url()
+    setting = "database.url" if var == "DATABASE_URL" else "redis.url"
+    sdir = tmp_path / "empty"
+    sdir.mkdir()
+    env = {"HALE_SECRET_DIR": str(sdir), "LOG_FORMAT": "json", "LOG_LEVEL": "debug",
+           "DATABASE_URL": "", "REDIS_URL": "", var: url,
+           "APP_DATABASE__CONNECT_TIMEOUT": "500ms", "APP_DATABASE__CHECK_INTERVAL": "200ms",
+           "APP_REDIS__TIMEOUT": "200ms"}
+    base = {"PATH": os.environ["PATH"], "HALE_CONFIG_DIR": os.path.join(ROOT, "config"),
+            "HALE_SECRET_DIR": str(sdir), **env, "PORT": str(free_port()),
+            "APP_METRICS__PORT": str(free_port()), "HOST": "127.0.0.1",
+            "APP_DATABASE__SQLITE_PATH": str(tmp_path / "hale.db")}
+    rc, out = run_hale(base, "config", "--check")
+    assert_no_secret("config --check [%s]" % name, out, [URL_PW])
+    if config_error:
+        # the server and `hale migrate`: whatever they print (they retry
+        # while the URL reaches the driver), then the refusal itself
+        for args in ((), ("migrate",)):
+            rc2, out2 = run_briefly(base, *args)
+            assert_no_secret("hale %s [%s]" % (" ".join(args) or "serve", name), out2, [URL_PW])
+            assert rc2 == 78, (name, args, out2)
+        assert rc == 78, (name, out)
+        assert setting in out and "position" in out, (name, out)
+        return
+    assert rc == 0, (name, out)
+    if var == "DATABASE_URL":
+        # `hale migrate` retries for a minute and prints each failure
+        rc2, mout = run_briefly(base, "migrate")
+        assert expect in mout, (name, mout)
+        assert_no_secret("hale migrate [%s]" % name, mout, [URL_PW])
+    h = hale_factory(env=env, wait_ready=False)
+    h.wait_ready(path="/health/liveness")
+    seen = []
+    deadline = time.time() + 2.5
+    while time.time() < deadline:
+        for admin in (False, True):
+            seen.append(repr(h.request("GET", "/health", admin=admin)))
+        seen.append(repr(h.request("GET", "/metrics", admin=True)))
+        seen.append(repr(h.request("GET", "/v1/kv/k")))
+        time.sleep(0.2)
+    h.stop(signal.SIGTERM, timeout=30)
+    out = h.output()
+    assert expect in out, (name, out[-3000:])
+    assert_no_secret("logs [%s]" % name, out, [URL_PW])
+    assert_no_secret("responses [%s]" % name, "\n".join(seen), [URL_PW])

@@ -186,6 +186,56 @@ static void test_open_failure(void **state) {
     assert_non_null(strstr(err, "sqlite"));
 }
 
+/* R: Y1 - a read never fails for want of a reader connection, whatever the
+ * number of threads that read (the store once allowed 256, and workers +
+ * check thread + main thread needed more: 503). 280 threads read at once,
+ * held together by a barrier, then 280 more one after the other. */
+typedef struct many_ctx {
+    kv_store *s;
+    pthread_barrier_t *bar;
+    kv_status st;
+} many_ctx;
+
+static void *many_reader(void *arg) {
+    many_ctx *c = arg;
+    kv_item it;
+    memset(&it, 0, sizeof it);
+    if (c->bar) pthread_barrier_wait(c->bar);
+    c->st = c->s->ops->get(c->s, "k", 1, &it);
+    free(it.value);
+    if (c->bar) pthread_barrier_wait(c->bar);
+    return NULL;
+}
+
+static void test_reads_never_run_out_of_connections(void **state) {
+    (void)state;
+    kv_store *s = open_store();
+    int64_t v;
+    bool created;
+    assert_int_equal(put(s, "k", "v", NULL, &v, &created), KV_OK);
+    enum { N = 280 };
+    static pthread_t th[N];
+    static many_ctx ctx[N];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, N);
+    for (int i = 0; i < N; i++) {
+        ctx[i] = (many_ctx){.s = s, .bar = &bar, .st = KV_ERROR};
+        assert_int_equal(pthread_create(&th[i], NULL, many_reader, &ctx[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(ctx[i].st, KV_OK);
+    }
+    pthread_barrier_destroy(&bar);
+    for (int i = 0; i < N; i++) {
+        ctx[i] = (many_ctx){.s = s, .bar = NULL, .st = KV_ERROR};
+        assert_int_equal(pthread_create(&th[i], NULL, many_reader, &ctx[i]), 0);
+        pthread_join(th[i], NULL);
+        assert_int_equal(ctx[i].st, KV_OK);
+    }
+    kv_store_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_crud_and_conditions, setup, teardown),
@@ -193,6 +243,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_never_run_out_of_connections, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
