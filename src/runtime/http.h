@@ -67,6 +67,8 @@ typedef struct hale_http_opts {
     unsigned header_timeout_ms;    /* whole head must arrive within this; 0 = 10 s */
     unsigned idle_timeout_s;       /* idle keep-alive connections are closed */
     unsigned body_timeout_ms;      /* whole body must arrive within this */
+    bool close_idle_at_quiesce;    /* idle keep-alive connections close at
+                                      hale_http_quiesce, not at draining */
 } hale_http_opts;
 
 /* What happened to one request: handed to the completion hook (access log,
@@ -111,7 +113,9 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *r,
 /* The bound port (useful with port 0). */
 unsigned hale_http_port(const hale_http_server *s);
 
-/* From now on every response carries `Connection: close`. */
+/* From now on every response carries `Connection: close`, and idle
+ * keep-alive connections are closed (at once, or at hale_http_quiesce when
+ * opts.close_idle_at_quiesce). */
 void hale_http_set_draining(hale_http_server *s);
 
 /* Stops accepting: the listening socket is closed at once, so new

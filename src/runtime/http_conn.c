@@ -743,7 +743,8 @@ static void conn_drive(hale_conn *c) {
             /* draining: a keep-alive connection between requests closes; a
              * new one is still served (its request may be on the way) */
             if (c->state == CONN_IDLE && c->served && !c->readable &&
-                atomic_load_explicit(&s->draining, memory_order_relaxed)) {
+                atomic_load_explicit(&s->draining, memory_order_relaxed) &&
+                (!s->o.close_idle_at_quiesce || atomic_load_explicit(&s->quiesced, memory_order_relaxed))) {
                 conn_close(c);
                 return;
             }
@@ -827,6 +828,13 @@ void hale_conn_sweep(hale_http_worker *w, uint64_t now) {
     for (; c; c = next) {
         next = c->next;
         if (!c->deadline_ns || now < c->deadline_ns) continue;
+        if (c->readable && c->state <= CONN_BODY) {
+            /* input is waiting that this worker had no time to read (a
+             * handler of another connection held it): read it before
+             * judging the deadline; the next sweep judges again */
+            conn_drive(c);
+            continue;
+        }
         c->deadline_ns = 0;
         switch (c->state) {
         case CONN_HEAD:

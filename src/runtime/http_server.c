@@ -27,7 +27,8 @@
 #include <unistd.h>
 
 #define SWEEP_MS 200          /* deadline granularity */
-#define ACCEPT_BATCH 16       /* connections taken per wake-up */
+#define ACCEPT_BATCH 4        /* connections taken per wake-up: the others go to
+                                 other workers, so a busy one does not hoard them */
 #define MAX_EVENTS 64
 
 static char listen_tag, wake_tag; /* epoll data.ptr markers */
@@ -190,7 +191,8 @@ static void take_wakeups(hale_http_worker *w) {
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
         w->listening = 0;
     }
-    if (!w->drained && atomic_load(&s->draining)) {
+    if (!w->drained && atomic_load(&s->draining) &&
+        (!s->o.close_idle_at_quiesce || atomic_load(&s->quiesced))) {
         w->drained = 1;
         hale_conn_drain_idle(w);
     }

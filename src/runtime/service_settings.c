@@ -2,6 +2,8 @@
  * validation, `hale config` and the README table all come from it). */
 #include "service.h"
 
+#include <string.h>
+
 #define D(n, def, lo, hi, help) {n, HALE_SETTING_DURATION, def, lo, hi, NULL, NULL, 0, help}
 #define I(n, def, lo, hi, alias, help) {n, HALE_SETTING_INT, def, lo, hi, NULL, alias, 0, help}
 
@@ -49,6 +51,9 @@ const hale_setting hale_runtime_settings[] = {
       "How often the api-key secret file is checked for a rotation."),
     D("shutdown.drain_delay", "5s", 0, 600000,
       "After SIGTERM, keep serving (readiness 503) this long so load balancers move away."),
+    {"shutdown.close_idle", HALE_SETTING_ENUM, "drain_start", 0, 0, "drain_start|drain_end", NULL, 0,
+     "When idle keep-alive connections are closed: as the drain starts, or when drain_delay ends "
+     "(for load balancers that do not retry a request on a reused connection)."},
     D("shutdown.timeout", "20s", 0, 600000,
       "Then wait at most this long for requests in progress; keep it below the grace period."),
 };
@@ -67,6 +72,7 @@ void hale_service_http_opts(const hale_cfg *cfg, hale_http_opts *o) {
     o->max_uri_bytes = (size_t)hale_cfg_int(cfg, "server.max_uri_bytes");
     o->max_body_bytes = (size_t)hale_cfg_int(cfg, "server.max_body_bytes");
     o->max_headers = (unsigned)hale_cfg_int(cfg, "server.max_headers");
+    o->close_idle_at_quiesce = strcmp(hale_cfg_str(cfg, "shutdown.close_idle"), "drain_end") == 0;
     o->header_timeout_ms = (unsigned)hale_cfg_ms(cfg, "server.header_timeout");
     o->idle_timeout_s = (unsigned)((hale_cfg_ms(cfg, "server.idle_timeout") + 999) / 1000);
     o->body_timeout_ms = (unsigned)hale_cfg_ms(cfg, "server.body_timeout");

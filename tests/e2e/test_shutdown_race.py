@@ -384,6 +384,36 @@ def test_drain_closes_idle_keepalive_at_once(hale_factory):  # R: E4 L1
     assert_no_abort(h.output())
 
 
+def test_close_idle_drain_end_keeps_them_until_the_delay_ends(hale_factory):  # R: E4 L1 Y4
+    """shutdown.close_idle = drain_end: idle keep-alive connections stay
+    open (and are served, with Connection: close) during drain_delay, and
+    close when it ends, before the process exits."""
+    drain = 2.0
+    h = hale_factory(env={"LOG_FORMAT": "json", "APP_SHUTDOWN__DRAIN_DELAY": "2s",
+                          "APP_SHUTDOWN__TIMEOUT": "10s", "APP_SHUTDOWN__CLOSE_IDLE": "drain_end"})
+    idle = open_idle(h.port, 10)
+    try:
+        t0, t0_wall = time.monotonic(), time.time()
+        h.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: status(h, "/health/readiness", admin=True) == 503, timeout=1.5, every=0.01,
+                 what="draining")
+        # one of them is used during the delay: answered, with close
+        idle[0].sendall(b"GET /v1/kv/during-drain HTTP/1.1\r\nHost: h\r\n\r\n")
+        st, hd, _ = read_response(idle[0])
+        assert st == 404 and hd.get("connection", "").lower() == "close", (st, hd)
+        closed, _ = watch_closes(idle[1:], h.proc, t0 + drain + 5)
+    finally:
+        for s in idle:
+            s.close()
+    times = [t for t, _ in closed.values() if t]
+    assert len(times) == 9, "%d of 9 idle connections closed" % len(times)
+    assert not [d for _, d in closed.values() if d], "bytes sent on idle connections: %r" % closed
+    first = min(times) - t0_wall
+    assert first >= drain - 0.3, "idle connections closed %.2f s after SIGTERM, before the delay ended" % first
+    assert h.proc.wait(20) == 0
+    assert_no_abort(h.output())
+
+
 def test_drain_accepts_with_close_then_refuses(hale_factory):  # R: E4 L1
     drain = 2.0
     h = hale_factory(env={"LOG_FORMAT": "json", "APP_SHUTDOWN__DRAIN_DELAY": "2s",
