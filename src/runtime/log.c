@@ -295,11 +295,13 @@ static size_t format_number(char *tmp, size_t cap, const hale_log_field *f, bool
             memcpy(tmp, q, k);
             unsigned frac = (unsigned)(micro % 1000000u);
             if (frac) {
+                char d[6];
+                for (int i = 5; i >= 0; i--, frac /= 10) d[i] = (char)('0' + frac % 10);
+                size_t nd = 6;
+                while (d[nd - 1] == '0') nd--; /* frac != 0: stops at a digit */
                 tmp[k++] = '.';
-                for (unsigned div = 100000; frac && div; div /= 10) {
-                    tmp[k++] = (char)('0' + frac / div);
-                    frac %= div;
-                }
+                memcpy(tmp + k, d, nd);
+                k += nd;
             }
             return k;
         } else {
