@@ -17,7 +17,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -42,135 +41,6 @@ static int method_known(const char *m) {
     for (size_t i = 0; i < sizeof known_methods / sizeof *known_methods; i++)
         if (strcmp(m, known_methods[i]) == 0) return 1;
     return 0;
-}
-
-static uint64_t rng_next(void) {
-    static _Thread_local uint64_t s[2];
-    if (!s[0] && !s[1]) {
-        if (getrandom(s, sizeof s, 0) != (ssize_t)sizeof s) {
-            s[0] = hale_now_ns() ^ (uint64_t)(uintptr_t)&s;
-            s[1] = 0x9E3779B97F4A7C15ull;
-        }
-        s[0] |= 1;
-    }
-    uint64_t a = s[0], b = s[1];
-    s[0] = b;
-    a ^= a << 23;
-    s[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
-    return s[1] + b;
-}
-
-/* 32 random lowercase hex digits: a request id (printf-free: this runs
- * for every request). */
-static void random_id(char out[33]) {
-    static const char hex[] = "0123456789abcdef";
-    uint64_t a = rng_next(), b = rng_next();
-    for (int i = 0; i < 16; i++) {
-        out[i] = hex[(a >> (60 - 4 * i)) & 15];
-        out[16 + i] = hex[(b >> (60 - 4 * i)) & 15];
-    }
-    out[32] = '\0';
-}
-
-/* Decimal digits of v, written backwards ending at end; returns the start. */
-static char *put_u64(char *end, uint64_t v) {
-    do *--end = (char)('0' + v % 10);
-    while (v /= 10);
-    return end;
-}
-
-static int sane_request_id(const char *v) {
-    size_t n = strlen(v);
-    if (n == 0 || n > 64) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
-            return 0;
-    }
-    return 1;
-}
-
-/* n lowercase hex digits; `nonzero`: not all zeros. */
-static int lower_hex(const char *p, size_t n, int nonzero) {
-    int any = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return 0;
-        if (ch != '0') any = 1;
-    }
-    return !nonzero || any;
-}
-
-static void set_ids(hale_req *r) {
-    const char *rid = hale_req_header(r, "X-Request-Id");
-    if (rid && sane_request_id(rid)) memcpy(r->req_id, rid, strlen(rid) + 1); /* <= 64 */
-    else random_id(r->req_id);
-    /* traceparent (W3C Trace Context): <2 hex version>-<32 hex trace id>-
-     * <16 hex parent id>-<2 hex flags>, lowercase; version ff is invalid,
-     * version 00 is exactly 55 characters, a later version may append
-     * "-..." fields. Anything else is ignored, as the spec requires. */
-    const char *tp = hale_req_header(r, "traceparent");
-    r->trace_id[0] = '\0';
-    size_t n = tp ? strlen(tp) : 0;
-    if (n >= 55 && lower_hex(tp, 2, 0) && memcmp(tp, "ff", 2) != 0 && tp[2] == '-' &&
-        tp[35] == '-' && tp[52] == '-' && lower_hex(tp + 3, 32, 1) && lower_hex(tp + 36, 16, 1) &&
-        lower_hex(tp + 53, 2, 0) && (n == 55 || (memcmp(tp, "00", 2) != 0 && tp[55] == '-'))) {
-        memcpy(r->trace_id, tp + 3, 32);
-        r->trace_id[32] = '\0';
-    }
-}
-
-static const char *reason_phrase(int st) {
-    switch (st) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
-    default: return st < 300 ? "OK" : st < 400 ? "Redirect" : st < 500 ? "Client Error" : "Server Error";
-    }
-}
-
-/* The IMF-fixdate of now, cached per second on the worker. */
-static const char *http_date(hale_http_worker *w) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != w->date_sec) {
-        struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        w->date_sec = ts.tv_sec;
-    }
-    return w->date;
 }
 
 /* ---- buffers ---- */
@@ -360,7 +230,7 @@ static void refuse(hale_conn *c, int status, const char *reason, const char *det
     r->reject_reason = reason;
     r->close_after = 1;
     if (!r->t_start_ns) r->t_start_ns = hale_now_ns();
-    if (!r->req_id[0]) random_id(r->req_id);
+    if (!r->req_id[0]) hale_req_random_id(r->req_id);
     if (s->hooks.on_reject) s->hooks.on_reject(s->name, reason, s->hooks.arg);
     hale_resp_error(r, status, reason, detail);
     respond(c);
@@ -390,7 +260,7 @@ static void keep_what_parsed(hale_conn *c) {
         r->buf = c->in;
         r->fields = c->fields;
         r->nfields = h.nfields;
-        set_ids(r);
+        hale_req_set_ids(r);
     }
 }
 
@@ -465,7 +335,7 @@ static int begin_request(hale_conn *c, const hale_h1_head *h) {
     r->path_len = q ? (size_t)(q - r->uri) : pl;
     r->query = q ? q + 1 : "";
     r->head_only = strcmp(r->method, "HEAD") == 0;
-    set_ids(r);
+    hale_req_set_ids(r);
     atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
     c->counted = 1;
     c->chunked = h->chunked;
@@ -587,58 +457,14 @@ static int read_body_direct(hale_conn *c) {
 
 /* ---- the response ---- */
 
-static int has_header(const hale_req *r, const char *name) {
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (strcasecmp(r->hname[i], name) == 0) return 1;
-    return 0;
-}
-
 static void respond(hale_conn *c) {
     hale_req *r = &c->req;
     hale_http_server *s = c->w->srv;
-    hale_buf *o = &c->out;
-    int st = r->status;
-    int no_body = st == 204 || st == 304 || st < 200;
     int close = r->close_after || !c->keep_alive ||
                 atomic_load_explicit(&s->draining, memory_order_relaxed) ||
                 atomic_load_explicit(&s->stopping, memory_order_relaxed);
     c->keep_alive = !close;
-    char num[24], *end = num + sizeof num;
-    o->len = 0;
-    hale_buf_puts(o, "HTTP/1.1 ");
-    char *d = put_u64(end, st > 0 && st < 1000 ? (uint64_t)st : 500);
-    hale_buf_append(o, d, (size_t)(end - d));
-    hale_buf_puts(o, " ");
-    hale_buf_puts(o, reason_phrase(st));
-    hale_buf_puts(o, "\r\nDate: ");
-    hale_buf_puts(o, http_date(c->w));
-    if (r->ctype && !no_body) {
-        hale_buf_puts(o, "\r\nContent-Type: ");
-        hale_buf_puts(o, r->ctype);
-    }
-    /* a 304 may state the length its 200 would have (RFC 9110 8.6): a
-     * handler that gives it the representation gets that length, never
-     * its bytes; an empty 304 gets no Content-Length at all */
-    if (!no_body || (st == 304 && r->resp_len)) {
-        hale_buf_puts(o, "\r\nContent-Length: ");
-        d = put_u64(end, r->resp_len);
-        hale_buf_append(o, d, (size_t)(end - d));
-    }
-    for (size_t i = 0; i < r->nheaders; i++) {
-        hale_buf_puts(o, "\r\n");
-        hale_buf_puts(o, r->hname[i]);
-        hale_buf_puts(o, ": ");
-        hale_buf_puts(o, r->hvalue[i]);
-    }
-    if (!has_header(r, "Cache-Control")) hale_buf_puts(o, "\r\nCache-Control: no-store");
-    if (r->req_id[0]) {
-        hale_buf_puts(o, "\r\nX-Request-Id: ");
-        hale_buf_puts(o, r->req_id);
-    }
-    if (close) hale_buf_puts(o, "\r\nConnection: close");
-    else if (c->parser.head.minor == 0) hale_buf_puts(o, "\r\nConnection: keep-alive");
-    hale_buf_puts(o, "\r\n\r\n");
-    if (no_body) r->resp_len = 0; /* HEAD keeps it: flush_out sends no body */
+    hale_http_resp_head(&c->out, c->w, r, close, c->parser.head.minor == 0);
     c->out_off = 0;
     c->state = CONN_WRITE;
     c->deadline_ns = hale_now_ns() + (uint64_t)s->o.idle_timeout_s * 1000000000u;

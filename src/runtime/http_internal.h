@@ -161,6 +161,16 @@ struct hale_http_server {
 /* http_req.c */
 void hale_req_reset_response(hale_req *r);
 
+/* http_ids.c: X-Request-Id (echoed when sane, else random) and trace id. */
+void hale_req_set_ids(hale_req *r);
+void hale_req_random_id(char out[33]);
+
+/* http_resp.c: writes r's response head into o (replacing it). `close`:
+ * the connection closes after it; `http10`: an HTTP/1.0 request, which
+ * needs an explicit keep-alive. Sets r->resp_len to 0 when the status
+ * carries no body; a HEAD keeps it (the body is then not sent). */
+void hale_http_resp_head(hale_buf *o, hale_http_worker *w, hale_req *r, int close, int http10);
+
 /* http_conn.c: called by the worker loop in http_server.c */
 void hale_conn_open(hale_http_worker *w, int fd, const char *remote, hale_ip_node *ip);
 void hale_conn_event(hale_conn *c, unsigned events);
