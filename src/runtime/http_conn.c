@@ -31,6 +31,19 @@ static void terminate_head(hale_conn *c, const hale_h1_head *h);
 
 static uint64_t ms_ns(uint64_t ms) { return ms * 1000000u; }
 
+/* now + idle_timeout: keep-alive, a stalled writer, a pause in a head. */
+static uint64_t idle_deadline(const hale_http_server *s, uint64_t now) {
+    return now + (uint64_t)s->o.idle_timeout_s * 1000000000u;
+}
+
+/* A head's deadline: all of it within header_timeout of its first byte,
+ * and no pause longer than idle_timeout. */
+static uint64_t head_deadline(const hale_conn *c, uint64_t now) {
+    const hale_http_server *s = c->w->srv;
+    uint64_t idle = idle_deadline(s, now), whole = c->req.t_start_ns + ms_ns(s->o.header_timeout_ms);
+    return idle < whole ? idle : whole;
+}
+
 /* ---- small helpers ---- */
 
 static const char *const known_methods[] = {
@@ -84,7 +97,7 @@ void hale_conn_open(hale_http_worker *w, int fd, const char *remote, hale_ip_nod
     hale_buf_init(&c->req.body);
     c->req.srv = w->srv;
     c->req.conn = c;
-    c->deadline_ns = hale_now_ns() + (uint64_t)w->srv->o.idle_timeout_s * 1000000000u;
+    c->deadline_ns = idle_deadline(w->srv, hale_now_ns());
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;
     w->conns = c;
@@ -467,7 +480,7 @@ static void respond(hale_conn *c) {
     hale_http_resp_head(&c->out, c->w, r, close, c->parser.head.minor == 0);
     c->out_off = 0;
     c->state = CONN_WRITE;
-    c->deadline_ns = hale_now_ns() + (uint64_t)s->o.idle_timeout_s * 1000000000u;
+    c->deadline_ns = idle_deadline(s, hale_now_ns());
 }
 
 /* The response went out: report it, then keep the connection (returns 1)
@@ -486,7 +499,7 @@ static int finish(hale_conn *c) {
     req_clear(c);
     c->in_len = left;
     c->state = CONN_IDLE;
-    c->deadline_ns = hale_now_ns() + (uint64_t)c->w->srv->o.idle_timeout_s * 1000000000u;
+    c->deadline_ns = idle_deadline(c->w->srv, hale_now_ns());
     if (!left && !c->readable) {
         /* idle: a keep-alive connection holds no buffers (1,000 of them
          * cost ~1 KiB each) */
@@ -520,7 +533,7 @@ static int flush_out(hale_conn *c) {
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* a client reading slowly but steadily is not cut off */
-            c->deadline_ns = hale_now_ns() + (uint64_t)c->w->srv->o.idle_timeout_s * 1000000000u;
+            c->deadline_ns = idle_deadline(c->w->srv, hale_now_ns());
             c->writable = 0;
             return 0;
         }
@@ -543,9 +556,7 @@ static void conn_drive(hale_conn *c) {
                     c->req.t_start_ns = hale_now_ns();
                     c->req.route_label = "unmatched";
                     c->req.route_index = UINT32_MAX;
-                    uint64_t idle = c->req.t_start_ns + (uint64_t)s->o.idle_timeout_s * 1000000000u;
-                    uint64_t whole = c->req.t_start_ns + ms_ns(s->o.header_timeout_ms);
-                    c->deadline_ns = idle < whole ? idle : whole;
+                    c->deadline_ns = head_deadline(c, c->req.t_start_ns);
                 }
                 hale_h1_head h;
                 hale_h1_error err;
@@ -568,9 +579,7 @@ static void conn_drive(hale_conn *c) {
             }
             /* draining: a keep-alive connection between requests closes; a
              * new one is still served (its request may be on the way) */
-            if (c->state == CONN_IDLE && c->served && !c->readable &&
-                atomic_load_explicit(&s->draining, memory_order_relaxed) &&
-                (!s->o.close_idle_at_quiesce || atomic_load_explicit(&s->quiesced, memory_order_relaxed))) {
+            if (c->state == CONN_IDLE && c->served && !c->readable && hale_http_close_idle_now(s)) {
                 conn_close(c);
                 return;
             }
@@ -580,13 +589,7 @@ static void conn_drive(hale_conn *c) {
             }
             int got = fill(c);
             if (got < 0) { conn_close(c); return; }
-            if (got > 0 && c->state == CONN_HEAD) {
-                /* the head's deadline: all of it within header_timeout, and
-                 * no pause longer than idle_timeout */
-                uint64_t idle = hale_now_ns() + (uint64_t)s->o.idle_timeout_s * 1000000000u;
-                uint64_t whole = c->req.t_start_ns + ms_ns(s->o.header_timeout_ms);
-                c->deadline_ns = idle < whole ? idle : whole;
-            }
+            if (got > 0 && c->state == CONN_HEAD) c->deadline_ns = head_deadline(c, hale_now_ns());
             continue;
         }
         case CONN_BODY: {

@@ -183,5 +183,8 @@ void hale_conn_free_dead(hale_conn *c);
 /* http_server.c: per-address accounting and the server's lifetime */
 void hale_http_ip_release(hale_http_server *s, hale_ip_node *ip);
 void hale_http_unref(hale_http_server *s);
+/* Keep-alive connections idle between requests must close now: draining,
+ * and (with close_idle_at_quiesce) the listener already closed. */
+int hale_http_close_idle_now(const hale_http_server *s);
 
 #endif

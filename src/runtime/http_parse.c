@@ -14,11 +14,10 @@ enum { C_TCHAR = 1, C_TARGET = 2, C_VCHAR = 4, C_HEX = 8, C_HOST = 16 };
 
 static unsigned char cls[256];
 
-static void cls_init_once(void) {
-    static int done;
-    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE)) return;
-    unsigned char t[256];
-    memset(t, 0, sizeof t);
+/* Filled once when the program loads, before any thread exists: the
+ * parser then only reads it (no check, no race, on its hot path). */
+__attribute__((constructor)) static void cls_init(void) {
+    unsigned char *t = cls;
     for (int c = 0x21; c <= 0x7e; c++) t[c] |= C_VCHAR;
     for (int c = 0x80; c <= 0xff; c++) t[c] |= C_VCHAR; /* obs-text in values */
     const char *tch = "!#$%&'*+-.^_`|~";
@@ -30,9 +29,6 @@ static void cls_init_once(void) {
         if (alnum || (c && strchr(unres_sub, c)) || (c && strchr(":%[]", c))) t[c] |= C_HOST;
         if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) t[c] |= C_HEX;
     }
-    /* Every thread computes the same bytes; the flag publishes them. */
-    memcpy(cls, t, sizeof t);
-    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 }
 
 #define IS(c, k) (cls[(unsigned char)(c)] & (k))
@@ -274,7 +270,6 @@ static hale_h1_status finish_head(hale_h1_parser *p, const char *buf, const hale
 hale_h1_status hale_h1_parse(hale_h1_parser *p, const char *buf, size_t len,
                              const hale_h1_limits *lim, hale_h1_field *fields,
                              hale_h1_head *out, hale_h1_error *err) {
-    cls_init_once();
     hale_h1_head *h = &p->head;
     size_t pos = p->pos;
     hale_h1_status st;
@@ -482,7 +477,6 @@ hale_h1_chunk_status hale_h1_chunked_feed(hale_h1_chunked *c, const char *in, si
                                           const hale_h1_limits *lim, size_t *consumed,
                                           size_t *data_off, size_t *data_len,
                                           hale_h1_error *err) {
-    cls_init_once();
     size_t i = 0;
     size_t max_line = lim->max_head_bytes;
     while (i < n) {

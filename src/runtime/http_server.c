@@ -191,8 +191,7 @@ static void take_wakeups(hale_http_worker *w) {
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
         w->listening = 0;
     }
-    if (!w->drained && atomic_load(&s->draining) &&
-        (!s->o.close_idle_at_quiesce || atomic_load(&s->quiesced))) {
+    if (!w->drained && hale_http_close_idle_now(s)) {
         w->drained = 1;
         hale_conn_drain_idle(w);
     }
@@ -247,6 +246,12 @@ static void *worker_main(void *arg) {
     }
     hale_log_batch_end();
     return NULL;
+}
+
+int hale_http_close_idle_now(const hale_http_server *s) {
+    hale_http_server *m = (hale_http_server *)s;
+    return atomic_load_explicit(&m->draining, memory_order_relaxed) &&
+           (!s->o.close_idle_at_quiesce || atomic_load_explicit(&m->quiesced, memory_order_relaxed));
 }
 
 /* ---- deferred answers ---- */
