@@ -228,14 +228,24 @@ static kv_status pg_del(kv_store *base, const char *key, size_t klen, const kv_c
     char inm = c->if_none_match_any ? 1 : 0;
     const char *vals[3] = {key, (const char *)&want, &inm};
     int lens[3] = {(int)klen, 8, 1}, fmts[3] = {1, 1, 1};
-    kv_status st;
-    PGresult *r = call(s, S_DEL, vals, lens, fmts, false, &st);
-    if (!r) return st;
-    int64_t deleted = get_i64(r, 0, 0);
-    bool existed = PQgetvalue(r, 0, 1)[0] != 0;
-    PQclear(r);
-    /* like SQLite: absent -> 404 before any condition is looked at */
-    return deleted ? KV_OK : existed ? KV_PRECONDITION : KV_NOT_FOUND;
+    for (int attempt = 0;; attempt++) {
+        kv_status st;
+        PGresult *r = call(s, S_DEL, vals, lens, fmts, false, &st);
+        if (!r) return st;
+        int64_t deleted = get_i64(r, 0, 0);
+        bool existed = PQgetvalue(r, 0, 1)[0] != 0;
+        PQclear(r);
+        /* like SQLite: absent -> 404 before any condition is looked at */
+        if (deleted) return KV_OK;
+        if (!existed) return KV_NOT_FOUND;
+        if (c->if_match || c->if_none_match_any) return KV_PRECONDITION;
+        /* No condition, yet nothing deleted: the row this statement's
+         * snapshot saw was deleted by a concurrent transaction first (a
+         * re-created key is a new row). Never a 412 for a precondition
+         * nobody sent: once more on a fresh snapshot (this attempt changed
+         * nothing), then 404 (right after that other delete). */
+        if (attempt == 1) return KV_NOT_FOUND;
+    }
 }
 
 /* Smallest byte string greater than every string with this prefix; 0 when

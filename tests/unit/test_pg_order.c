@@ -259,6 +259,47 @@ static void test_paused_create_only_vs_create_delete(void **st) {
     paused_create("create", (kv_cond){.if_none_match_any = true});
 }
 
+/* An unconditional DELETE whose row is replaced (deleted and created again
+ * by another replica in one transaction) while it waits for the row lock:
+ * it deletes what is there (was: 412 Precondition Failed with no
+ * precondition sent). */
+static void *del_thread(void *arg) {
+    writer *w = arg;
+    w->st_del = w->s->ops->del(w->s, "k", 1, NULL);
+    atomic_store(&w->all_done, true);
+    return NULL;
+}
+
+static void test_unconditional_delete_of_a_replaced_row(void **st) {
+    (void)st;
+    SKIP_WITHOUT_PG();
+    kv_store *s = open_store();
+    int64_t v0;
+    bool created;
+    assert_int_equal(s->ops->put(s, "k", 1, "v0", 2, "text/plain", NULL, &v0, &created), KV_OK);
+    PGconn *c1 = PQconnectdb(url);
+    assert_int_equal(PQstatus(c1), CONNECTION_OK);
+    exec_ok(c1, "BEGIN");
+    exec_ok(c1, "DELETE FROM kv WHERE key = 'k'::bytea");
+    writer d = {.s = s};
+    pthread_t t;
+    pthread_create(&t, NULL, del_thread, &d);
+    assert_true(wait_lock_waiters(1));
+    const char *vals[3] = {"k", "B", "text/plain"};
+    PGresult *r = PQexecParams(c1, kv_pg_statement_sql("hale_put"), 3, NULL, vals, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    exec_ok(c1, "COMMIT");
+    pthread_join(t, NULL);
+    PQfinish(c1);
+    char body[64] = "";
+    int64_t fv = final_version(s, body, sizeof body);
+    fprintf(stderr, "delete of a replaced row: status %d, final v=%ld '%s'\n", (int)d.st_del, (long)fv, body);
+    assert_int_equal(d.st_del, KV_OK);
+    assert_int_equal(fv, 0);
+    kv_store_close(s);
+}
+
 int main(void) {
     base_url = getenv("HALE_TEST_PG_URL");
     if (base_url && !*base_url) base_url = NULL;
@@ -278,6 +319,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_recipe_if_match_any, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_put_vs_create_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_create_only_vs_create_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unconditional_delete_of_a_replaced_row, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (admin) PQfinish(admin);
@@ -285,6 +327,47 @@ int main(void) {
 }
 
 #else
+/* An unconditional DELETE whose row is replaced (deleted and created again
+ * by another replica in one transaction) while it waits for the row lock:
+ * it deletes what is there (was: 412 Precondition Failed with no
+ * precondition sent). */
+static void *del_thread(void *arg) {
+    writer *w = arg;
+    w->st_del = w->s->ops->del(w->s, "k", 1, NULL);
+    atomic_store(&w->all_done, true);
+    return NULL;
+}
+
+static void test_unconditional_delete_of_a_replaced_row(void **st) {
+    (void)st;
+    SKIP_WITHOUT_PG();
+    kv_store *s = open_store();
+    int64_t v0;
+    bool created;
+    assert_int_equal(s->ops->put(s, "k", 1, "v0", 2, "text/plain", NULL, &v0, &created), KV_OK);
+    PGconn *c1 = PQconnectdb(url);
+    assert_int_equal(PQstatus(c1), CONNECTION_OK);
+    exec_ok(c1, "BEGIN");
+    exec_ok(c1, "DELETE FROM kv WHERE key = 'k'::bytea");
+    writer d = {.s = s};
+    pthread_t t;
+    pthread_create(&t, NULL, del_thread, &d);
+    assert_true(wait_lock_waiters(1));
+    const char *vals[3] = {"k", "B", "text/plain"};
+    PGresult *r = PQexecParams(c1, kv_pg_statement_sql("hale_put"), 3, NULL, vals, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    exec_ok(c1, "COMMIT");
+    pthread_join(t, NULL);
+    PQfinish(c1);
+    char body[64] = "";
+    int64_t fv = final_version(s, body, sizeof body);
+    fprintf(stderr, "delete of a replaced row: status %d, final v=%ld '%s'\n", (int)d.st_del, (long)fv, body);
+    assert_int_equal(d.st_del, KV_OK);
+    assert_int_equal(fv, 0);
+    kv_store_close(s);
+}
+
 int main(void) {
     if (getenv("HALE_TEST_PG_URL")) {
         fprintf(stderr, "HALE_TEST_PG_URL is set but this build has no PostgreSQL support\n");
