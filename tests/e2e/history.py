@@ -122,15 +122,17 @@ class _Client:
 class Workload:
     """writers + readers threads, each doing `ops` operations (x10 with
     HALE_SOAK), on `keys` keys, through `instances` (conftest Hale objects).
-    pace: seconds to sleep between a client's operations (0: none)."""
+    pace: seconds to sleep between a client's operations (0: none);
+    backoff: seconds a client waits after a 503 (a careful client backs off;
+    a short one keeps sampling the outage). stop() ends it early."""
 
     def __init__(self, instances, keys=20, writers=8, readers=16, ops=100, timeout=15.0, seed=None,
-                 prefix="h", pace=0.0, kinds=None):
+                 prefix="h", pace=0.0, kinds=None, backoff=0.05):
         self.instances = list(instances)
         self.keys = ["/v1/kv/%s-%d" % (prefix, i) for i in range(keys)]
         self.nwriters, self.nreaders = writers, readers
         self.ops_each = ops * (10 if SOAK else 1)
-        self.timeout, self.pace = timeout, pace
+        self.timeout, self.pace, self.backoff = timeout, pace, backoff
         self.seed = random.randrange(1 << 30) if seed is None else seed
         # weights of the writers' operations
         self.kinds = kinds or {"put": 50, "create": 15, "cas": 20, "delete": 15}
@@ -159,6 +161,8 @@ class Workload:
         if st == 503:
             op.extra["retry_after"] = hd.get("retry-after")
         self._record(op)
+        if st == 503 and self.backoff:
+            time.sleep(self.backoff)
         return op
 
     def _writer(self, wid, rnd):
@@ -210,6 +214,10 @@ class Workload:
         for t in self.threads:
             t.start()
         return self
+
+    def stop(self):
+        """Ends every client after its current operation."""
+        self.stop_flag.set()
 
     def wait_ops(self, n, timeout=120.0):
         """Waits until n operations were recorded (or the workload ended)."""
