@@ -168,7 +168,7 @@ def _failover(hale_factory, ha, capsys, mode, behind_s=0.0):
     for t in led.threads + cas.threads:
         t.start()
     everyone = w.threads + led.threads + cas.threads
-    assert w.wait_ops(1500)
+    assert w.wait_ops(1500 * SOAK, timeout=120 * SOAK)
     if behind_s:  # the standby stops receiving: what the primary acks meanwhile exists only there
         backends.services_cmd("freeze", "pg-ha")
         t_frozen = time.monotonic()
