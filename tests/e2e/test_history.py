@@ -4,6 +4,7 @@ hale instances sharing PostgreSQL, without and with the Redis cache, across
 a Redis FLUSHALL and a Redis restart without persistence, and on SQLite
 (one instance: it is single-writer). Op counts are bounded; HALE_SOAK=1
 runs ten times as many."""
+import re
 import time
 
 import pytest
@@ -24,10 +25,15 @@ def _instances(hale_factory, kind, n=2):
 def _report(capsys, what, w, problems, extra=""):
     ops = w.ops
     acked = sum(1 for o in ops if o.kind == "put" and o.outcome == "ok")
+    kinds = {}
+    for p in problems:  # "(a) /v1/kv/k: read started ..." -> "(a) read started"
+        words = re.sub(r"/v1/kv/\S+: ", "", p).split()
+        k = " ".join(words[:3])
+        kinds[k] = kinds.get(k, 0) + 1
     with capsys.disabled():
-        print("\nhistory %s: seed %d, %d ops (%d acked PUTs) in %.1f s, %d violations%s\n  %s"
+        print("\nhistory %s: seed %d, %d ops (%d acked PUTs) in %.1f s, %d violations %s%s\n  %s"
               % (what, w.seed, len(ops), acked, max(o.end for o in ops) - min(o.start for o in ops),
-                 len(problems), extra, history.summary(ops)))
+                 len(problems), kinds or "", extra, history.summary(ops)))
 
 
 def _assert_clean(w, problems):
