@@ -8,8 +8,8 @@
  * libpq does synchronously; use an IP address or a local resolver when
  * that matters.
  */
-#ifndef KV_STORE_PG_INT_H
-#define KV_STORE_PG_INT_H
+#ifndef APP_STORE_PG_INT_H
+#define APP_STORE_PG_INT_H
 
 #ifdef HALE_HAVE_PQ
 
