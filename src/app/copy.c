@@ -44,11 +44,13 @@ static const char USAGE[] =
  * when argv[*i] is not that option. *missing when V is absent. */
 static const char *opt(int argc, char **argv, int *i, const char *name, bool *missing) {
     size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (!argv[*i] || strncmp(argv[*i], name, n) != 0) return NULL;
     if (argv[*i][n] == '=') return argv[*i] + n + 1;
     if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) { *missing = true; return NULL; }
-    return argv[++*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!v) { *missing = true; return NULL; }
+    ++*i;
+    return v;
 }
 
 static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *v) {
@@ -65,7 +67,7 @@ static int parse_args(copy_run *x, const app_store_cfg *cfg, int argc, char **ar
     o->to = cfg->database_url;
     o->batch = DEFAULT_BATCH;
     o->connect_ms = cfg->connect_timeout_ms;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && argv[i]; i++) {
         bool missing = false;
         const char *v;
         unsigned long n;
@@ -91,7 +93,7 @@ static int parse_args(copy_run *x, const app_store_cfg *cfg, int argc, char **ar
                 return HALE_EXIT_CONFIG;
             }
             o->pause_ms = (unsigned)n;
-        } else if (!strcmp(argv[i], "--verify-only")) {
+        } else if (!missing && !strcmp(argv[i], "--verify-only")) {
             o->verify_only = true;
         } else {
             fprintf(x->errs, "hale copy: %s \"%s\"\n%s", missing ? "a value is missing after" : "unknown option",
