@@ -216,9 +216,9 @@ static int copy_batch(copy_run *x, const char *after, size_t alen, const copy_ro
     for (size_t i = 0; i < page->n; i++) {
         if (page->r[i].klen > MAX_KEY)
             return hale_err(x->err, sizeof x->err, "a source key is longer than %d bytes", MAX_KEY);
-        if (copy_dst_put(&x->dst, &page->r[i], x->err, sizeof x->err) != 0) return -1;
         if (page->r[i].version > top) top = page->r[i].version;
     }
+    if (copy_dst_put(&x->dst, page, x->err, sizeof x->err) != 0) return -1;
     if (maxv > 0 && drop_stale(x, after, alen, page, maxv, dropped) != 0) return -1;
     int rc;
     if (page->n) {

@@ -61,8 +61,9 @@ int copy_dst_run(copy_dst *d, const char *sql, char *err, size_t errlen);
  * maxv > 0: only rows the source could have given). */
 int copy_dst_page(copy_dst *d, const char *after, size_t alen, size_t limit, int64_t maxv,
                   copy_rows *out, char *err, size_t errlen);
-/* Inserts or replaces r when the target has it at a lower version. */
-int copy_dst_put(copy_dst *d, const copy_row *r, char *err, size_t errlen);
+/* Inserts the rows (keys unique, one statement), replacing a target row
+ * that has a lower version (or the same version with other bytes). */
+int copy_dst_put(copy_dst *d, const copy_rows *rows, char *err, size_t errlen);
 /* Deletes key when its version is <= maxv; *n += rows deleted. */
 int copy_dst_del(copy_dst *d, const char *key, size_t klen, int64_t maxv, size_t *n, char *err,
                  size_t errlen);

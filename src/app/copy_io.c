@@ -119,7 +119,10 @@ static const struct {
                              " ORDER BY key LIMIT $2", 2},
     [D_PAGE_MAX] = {"copy_page_max", "SELECT key, value, ctype, version FROM kv WHERE key > $1"
                                      " AND version <= $3 ORDER BY key LIMIT $2", 3},
-    [D_PUT] = {"copy_put", "INSERT INTO kv AS t (key, value, ctype, version) VALUES ($1, $2, $3, $4)"
+    /* a whole batch in one statement (one round trip): four arrays in
+     * PostgreSQL's binary array format, keys unique within a batch */
+    [D_PUT] = {"copy_put", "INSERT INTO kv AS t (key, value, ctype, version)"
+                           " SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::int8[])"
                            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,"
                            " ctype = EXCLUDED.ctype, version = EXCLUDED.version"
                            /* a higher source version wins; at the same
@@ -212,14 +215,56 @@ int copy_dst_page(copy_dst *d, const char *after, size_t alen, size_t limit, int
     return 0;
 }
 
-int copy_dst_put(copy_dst *d, const copy_row *w, char *err, size_t errlen) {
-    uint64_t v = htobe64((uint64_t)w->version);
-    const char *vals[4] = {w->key, w->vlen ? w->val : "", w->ct, (const char *)&v};
-    int lens[4] = {(int)w->klen, (int)w->vlen, (int)w->ctlen, 8}, fmts[4] = {1, 1, 1, 1};
+/* PostgreSQL's binary array: ndim 1, no NULLs, element type, size, lower
+ * bound 1, then each element as int32 length + bytes. */
+#define OID_BYTEA 17u
+#define OID_INT8 20u
+
+static void put_u32(hale_buf *b, uint32_t v) {
+    uint32_t be = htobe32(v);
+    hale_buf_append(b, &be, 4);
+}
+
+static void array_head(hale_buf *b, uint32_t oid, size_t n) {
+    put_u32(b, 1);
+    put_u32(b, 0);
+    put_u32(b, oid);
+    put_u32(b, (uint32_t)n);
+    put_u32(b, 1);
+}
+
+int copy_dst_put(copy_dst *d, const copy_rows *rows, char *err, size_t errlen) {
+    if (!rows->n) return 0;
+    hale_buf a[4];
+    for (int i = 0; i < 4; i++) {
+        hale_buf_init(&a[i]);
+        array_head(&a[i], i == 3 ? OID_INT8 : OID_BYTEA, rows->n);
+    }
+    for (size_t i = 0; i < rows->n; i++) {
+        const copy_row *w = &rows->r[i];
+        put_u32(&a[0], (uint32_t)w->klen);
+        hale_buf_append(&a[0], w->key, w->klen);
+        put_u32(&a[1], (uint32_t)w->vlen);
+        hale_buf_append(&a[1], w->val, w->vlen);
+        put_u32(&a[2], (uint32_t)w->ctlen);
+        hale_buf_append(&a[2], w->ct, w->ctlen);
+        uint64_t v = htobe64((uint64_t)w->version);
+        put_u32(&a[3], 8);
+        hale_buf_append(&a[3], &v, 8);
+    }
+    const char *vals[4];
+    int lens[4], fmts[4] = {1, 1, 1, 1}, rc = -1;
+    for (int i = 0; i < 4; i++) {
+        vals[i] = a[i].data;
+        lens[i] = (int)a[i].len;
+    }
     PGresult *r = call(d, D_PUT, vals, lens, fmts, err, errlen);
-    if (!r) return -1;
-    PQclear(r);
-    return 0;
+    if (r) {
+        PQclear(r);
+        rc = 0;
+    }
+    for (int i = 0; i < 4; i++) hale_buf_free(&a[i]);
+    return rc;
 }
 
 int copy_dst_del(copy_dst *d, const char *key, size_t klen, int64_t maxv, size_t *n, char *err,

@@ -275,3 +275,27 @@ def test_copy_errors_are_clear_and_touch_nothing(hale_factory, tmp_path):  # R: 
     assert r.returncode == 1 and "did not write" in r.stderr, r.stdout + r.stderr
     assert pg.request("GET", "/v1/kv/theirs")[2] == b"keep"
     assert pg.request("GET", "/v1/kv/a")[0] == 404
+
+
+def test_sigterm_stops_between_batches_and_the_copy_resumes(hale_factory):  # R: F5
+    src = hale_factory(env=SQLITE)
+    db_path = os.path.join(src.dir, "hale.db")
+    for i in range(40):
+        assert src.request("PUT", "/v1/kv/t%02d" % i, b"v%d" % i)[0] == 201
+    url = backends.new_pg_url()
+    args = ["--from", "sqlite:" + db_path, "--to", url, "--batch", "5"]
+    p = subprocess.Popen([HALE_BIN, "copy", *args, "--pause", "300"], env=copy_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("copy: batch 2:"):
+            p.send_signal(signal.SIGTERM)
+            break
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 1, out + err
+    m = re.search(r"interrupted after (\d+) keys: run the same command again to resume", err)
+    assert m and int(m.group(1)) in (10, 15), err
+    assert "AddressSanitizer" not in err and "runtime error:" not in err, err
+    assert int(psql("SELECT count(*) FROM %s.kv" % schema_of(url))) == int(m.group(1))
+    r = run_copy(args)
+    assert r.returncode == 0 and "resuming after %s keys" % m.group(1) in r.stdout, r.stdout + r.stderr
+    assert verify_lines(r.stdout)["target"] == sqlite_digest(db_path) and "verify: OK" in r.stdout
