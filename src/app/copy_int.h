@@ -57,8 +57,9 @@ int copy_dst_open(copy_dst *d, const char *url, unsigned connect_ms, int *from, 
 void copy_dst_close(copy_dst *d);
 /* Runs SQL without results (BEGIN, COMMIT, ROLLBACK). */
 int copy_dst_run(copy_dst *d, const char *sql, char *err, size_t errlen);
-/* Like copy_src_page on the target, every row (version <= maxv when
- * maxv > 0: only rows the source could have given). */
+/* Like copy_src_page on the target, every row; when maxv > 0 only the
+ * keys and versions (empty values) of rows with version <= maxv: the rows
+ * the source could have given. */
 int copy_dst_page(copy_dst *d, const char *after, size_t alen, size_t limit, int64_t maxv,
                   copy_rows *out, char *err, size_t errlen);
 /* Inserts the rows (keys unique, one statement), replacing a target row

@@ -117,7 +117,8 @@ static const struct {
 } DSTMTS[D_N] = {
     [D_PAGE] = {"copy_page", "SELECT key, value, ctype, version FROM kv WHERE key > $1"
                              " ORDER BY key LIMIT $2", 2},
-    [D_PAGE_MAX] = {"copy_page_max", "SELECT key, value, ctype, version FROM kv WHERE key > $1"
+    /* keys only (empty value and type): for finding stale rows */
+    [D_PAGE_MAX] = {"copy_page_max", "SELECT key, ''::bytea, ''::bytea, version FROM kv WHERE key > $1"
                                      " AND version <= $3 ORDER BY key LIMIT $2", 3},
     /* a whole batch in one statement (one round trip): four arrays in
      * PostgreSQL's binary array format, keys unique within a batch */
