@@ -60,7 +60,8 @@ static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigne
     return *end || *v < lo || *v > hi ? -1 : 0;
 }
 
-/* Returns 0, or HALE_EXIT_CONFIG after printing why. */
+/* Returns 0, HALE_EXIT_CONFIG after printing why, or -1 after printing
+ * the usage (--help). */
 static int parse_args(copy_run *x, const app_store_cfg *cfg, int argc, char **argv) {
     copy_opts *o = &x->o;
     o->from = cfg->sqlite_path;
@@ -93,6 +94,9 @@ static int parse_args(copy_run *x, const app_store_cfg *cfg, int argc, char **ar
                 return HALE_EXIT_CONFIG;
             }
             o->pause_ms = (unsigned)n;
+        } else if (!missing && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))) {
+            fputs(USAGE, x->out);
+            return -1;
         } else if (!missing && !strcmp(argv[i], "--verify-only")) {
             o->verify_only = true;
         } else {
@@ -367,7 +371,10 @@ int app_copy(const app_store_cfg *cfg, int argc, char **argv, FILE *out, FILE *e
     x->out = out;
     x->errs = errs;
     int rc = parse_args(x, cfg, argc, argv);
-    if (rc != 0) goto done;
+    if (rc != 0) {
+        if (rc < 0) rc = HALE_EXIT_OK; /* --help */
+        goto done;
+    }
     if (copy_src_open(&x->src, x->o.from, x->err, sizeof x->err) != 0) {
         fprintf(errs, "hale copy: %s\n", x->err);
         rc = HALE_EXIT_CONFIG;

@@ -262,6 +262,8 @@ def test_copy_errors_are_clear_and_touch_nothing(hale_factory, tmp_path):  # R: 
         r = run_copy(args, {"DATABASE_URL": ""})
         assert r.returncode == code and text in r.stderr, (args, r.returncode, r.stdout, r.stderr)
         assert "S3cr" not in r.stdout + r.stderr
+    r = run_copy(["--help"])
+    assert r.returncode == 0 and r.stdout.startswith("usage: hale copy"), r.stdout + r.stderr
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     r = run_copy(["--from", "sqlite:%s" % junk, "--to", url])
