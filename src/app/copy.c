@@ -167,9 +167,9 @@ out:
     return rc;
 }
 
-/* Removes, from the target rows in (after, upto] (upto NULL: to the end),
- * those the source no longer has: a source page is in key order, so one
- * walk over the target's page in the same range finds them. */
+/* Removes, from the target's rows in (after, the page's last key] (an
+ * empty page: to the end) with version <= maxv, those the source page does
+ * not have: both are in key order, so one walk over each finds them. */
 static int drop_stale(copy_run *x, const char *after, size_t alen, const copy_rows *page,
                       int64_t maxv, size_t *dropped) {
     const copy_row *last = page->n ? &page->r[page->n - 1] : NULL;
@@ -215,13 +215,14 @@ static int drop_stale(copy_run *x, const char *after, size_t alen, const copy_ro
 static int copy_batch(copy_run *x, const char *after, size_t alen, const copy_rows *page, size_t count,
                       size_t *dropped, int64_t *next) {
     int64_t maxv = 0, top = 0;
-    if (copy_src_counter(&x->src, &maxv, x->err, sizeof x->err) != 0) return -1;
-    if (copy_dst_run(&x->dst, "BEGIN", x->err, sizeof x->err) != 0) return -1;
     for (size_t i = 0; i < page->n; i++) {
         if (page->r[i].klen > MAX_KEY)
             return hale_err(x->err, sizeof x->err, "a source key is longer than %d bytes", MAX_KEY);
         if (page->r[i].version > top) top = page->r[i].version;
     }
+    /* read after the page: covers every version in it */
+    if (copy_src_counter(&x->src, &maxv, x->err, sizeof x->err) != 0) return -1;
+    if (copy_dst_run(&x->dst, "BEGIN", x->err, sizeof x->err) != 0) return -1;
     if (copy_dst_put(&x->dst, page, x->err, sizeof x->err) != 0) return -1;
     if (maxv > 0 && drop_stale(x, after, alen, page, maxv, dropped) != 0) return -1;
     int rc;

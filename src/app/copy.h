@@ -9,8 +9,8 @@
  *    source version (or, at the same version, when its bytes differ). A later pass (after the source took more writes)
  *    brings the target level again: changed keys are updated, keys deleted
  *    on the source are removed from the target, but only rows whose version
- *    the source could have given (<= its version counter): a row written on
- *    the target itself is never touched. A target that holds keys but was
+ *    the source could have given (<= its version counter): keys written on
+ *    the target after the last pass (above that counter) are kept. A target that holds keys but was
  *    never a copy target is refused.
  *  - The target's migrations run first; its version sequence is set above
  *    both the highest copied version and the source's version counter (which
