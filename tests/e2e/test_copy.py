@@ -150,6 +150,13 @@ def test_copy_sqlite_to_postgres_under_read_load_with_resume(hale_factory):  # R
         seen = []
         for line in p.stdout:
             seen.append(line)
+            if line.startswith("copy: batch 1:"):
+                # no exclusive lock: the source takes a write while the copy
+                # runs (after the copied range: the resumed run picks it up)
+                st, hd, _ = src.request("PUT", "/v1/kv/zz-during-the-copy", b"late", {"Content-Type": "text/x-late"})
+                assert st == 201
+                live["zz-during-the-copy"] = (b"late", "text/x-late", hd["etag"])
+                top = max(top, int(hd["etag"].strip('"')))
             if line.startswith("copy: batch 3:"):
                 p.send_signal(signal.SIGKILL)
                 break
