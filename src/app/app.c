@@ -1,6 +1,7 @@
 /* app: see app.h. */
 #include "app.h"
 #include "backends.h"
+#include "copy.h"
 #include "kv_api.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -152,12 +153,14 @@ static void stop(hale_service *svc, void *arg) {
 }
 
 /* `hale migrate`: apply the migrations (a Kubernetes Job before a rollout),
- * waiting up to a minute for the database to accept connections. */
+ * waiting up to a minute for the database to accept connections.
+ * `hale copy`: SQLite -> PostgreSQL (copy.h). */
 static int command(hale_service *svc, int argc, char **argv, void *arg) {
-    (void)argc;
     kv_app *a = arg;
-    if (strcmp(argv[0], "migrate") != 0) return HALE_NO_SUCH_COMMAND;
+    bool copy = strcmp(argv[0], "copy") == 0;
+    if (!copy && strcmp(argv[0], "migrate") != 0) return HALE_NO_SUCH_COMMAND;
     app_store_cfg_get(hale_service_cfg(svc), &a->scfg);
+    if (copy) return app_copy(&a->scfg, argc, argv, stdout, stderr);
     char err[512];
     if (app_migrate(&a->scfg, 60000, stdout, err, sizeof err) != 0) {
         fprintf(stderr, "hale migrate: %s\n", err);
@@ -176,7 +179,10 @@ static const hale_service_def def = {
     .start = start,
     .stop = stop,
     .command = command,
-    .command_help = "  migrate           apply the database schema migrations, then exit\n",
+    .command_help = "  migrate           apply the database schema migrations, then exit\n"
+                    "  copy              copy the SQLite store into PostgreSQL, then verify\n"
+                    "                    ([--from sqlite:PATH] [--to postgres://...] [--batch N]\n"
+                    "                    [--pause MS] [--verify-only]; see docs/scaling.md)\n",
 };
 
 const hale_service_def *kv_app_def(void) { return &def; }
