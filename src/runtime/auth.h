@@ -38,7 +38,7 @@
 typedef struct hale_auth hale_auth;
 
 /* keys_text: the configured keys (may be empty: then every request passes
- * and hale_auth_enabled() is false until a watched file gains keys).
+ * until a watched file gains keys).
  * watch_path: the file the keys came from, or NULL for static keys. */
 hale_auth *hale_auth_new(const char *keys_text, const char *watch_path, unsigned reload_ms,
                          hale_metrics *reg);

@@ -43,9 +43,6 @@ typedef struct hale_lifecycle_hooks {
 /* Returns 0, or -1 if the signal thread could not start. */
 int hale_lifecycle_init(const hale_lifecycle_hooks *hooks);
 
-/* Sets hooks later (e.g. once the logger is configured). */
-void hale_lifecycle_set_hooks(const hale_lifecycle_hooks *hooks);
-
 bool hale_shutdown_requested(void);
 
 /* Requests shutdown as if a signal came (used by tests and fatal paths). */

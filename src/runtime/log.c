@@ -30,10 +30,6 @@ static _Atomic uint64_t g_truncated, g_dropped;
 static const char *const level_json[] = {"error", "warn", "info", "debug", "trace"};
 static const char *const level_text[] = {"ERROR", " WARN", " INFO", "DEBUG", "TRACE"};
 
-const char *hale_log_level_name(hale_log_level lvl) {
-    return (unsigned)lvl <= HALE_LOG_TRACE ? level_json[lvl] : "?";
-}
-
 int hale_log_init(const char *level_spec, const char *format, char *err, size_t errlen) {
     bool json = false;
     if (format && *format) {
