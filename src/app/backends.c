@@ -8,7 +8,6 @@
 #include "url_check.h"
 #ifdef HALE_HAVE_PQ
 #include "migrate.h"
-#include "store_pg_int.h"
 #endif
 
 #include <limits.h>
@@ -179,26 +178,8 @@ int app_migrate(const app_store_cfg *cfg, unsigned wait_ms, FILE *out, char *err
         return hale_err(err, errlen, "database: unsupported URL scheme (expected postgres:// or postgresql://)");
     if (app_url_check("database.url", cfg->database_url, APP_URL_POSTGRES, err, errlen) != 0) return -1;
 #ifdef HALE_HAVE_PQ
-    uint64_t until = hale_now_ns() + (uint64_t)wait_ms * 1000000u;
-    for (unsigned attempt = 0;; attempt++) {
-        pgx_err e;
-        memset(&e, 0, sizeof e);
-        PGconn *c = pgx_connect(cfg->database_url,
-                                hale_now_ns() + (uint64_t)cfg->connect_timeout_ms * 1000000u, &e);
-        if (c) {
-            int from = 0, to = 0;
-            int rc = kv_pg_migrate(c, true, cfg->migrate_lock_wait_ms, &from, &to, &e);
-            PQfinish(c);
-            if (rc != 0) return hale_err(err, errlen, "%s", e.msg);
-            if (from == to) fprintf(out, "postgres: schema is up to date (version %d)\n", to);
-            else fprintf(out, "postgres: schema migrated from version %d to %d\n", from, to);
-            return 0;
-        }
-        uint64_t wait = hale_backoff_ms(attempt, 200, 5000);
-        if (hale_now_ns() + wait * 1000000u > until) return hale_err(err, errlen, "%s", e.msg);
-        fprintf(out, "%s; retrying in %llu ms\n", e.msg, (unsigned long long)wait);
-        if (hale_wait_shutdown(wait)) return hale_err(err, errlen, "interrupted");
-    }
+    return kv_pg_migrate_url(cfg->database_url, cfg->connect_timeout_ms, cfg->migrate_lock_wait_ms, wait_ms,
+                             out, err, errlen);
 #else
     (void)wait_ms;
     (void)out;

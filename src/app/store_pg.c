@@ -397,13 +397,13 @@ fail:
 void kv_pg_get_stats(const kv_store *base, kv_pg_stats *out) {
     HALE_ASSERT(kv_store_is_pg(base));
     pg_store *s = (pg_store *)base;
-    out->pool_size = s->pool.size;
-    out->open = atomic_load(&s->pool.open);
-    out->in_use = atomic_load(&s->pool.in_use);
-    out->connects = atomic_load(&s->pool.connects);
-    out->connect_failures = atomic_load(&s->pool.connect_failures);
-    out->dropped = atomic_load(&s->pool.dropped);
-    out->acquire_timeouts = atomic_load(&s->pool.acquire_timeouts);
+    out->pool_size = s->pool.base.size;
+    out->open = atomic_load(&s->pool.base.open);
+    out->in_use = atomic_load(&s->pool.base.in_use);
+    out->connects = atomic_load(&s->pool.base.connects);
+    out->connect_failures = atomic_load(&s->pool.base.connect_failures);
+    out->dropped = atomic_load(&s->pool.base.dropped);
+    out->acquire_timeouts = atomic_load(&s->pool.base.acquire_timeouts);
     out->timeouts = atomic_load(&s->timeouts);
     out->breaker_state = (int)hale_breaker_get_state(&s->brk);
     out->breaker_opens = hale_breaker_opens(&s->brk);
@@ -411,14 +411,14 @@ void kv_pg_get_stats(const kv_store *base, kv_pg_stats *out) {
 
 /* ---- metrics ---- */
 
-static double m_size(void *a) { return ((pg_store *)a)->pool.size; }
-static double m_open(void *a) { return atomic_load(&((pg_store *)a)->pool.open); }
-static double m_in_use(void *a) { return atomic_load(&((pg_store *)a)->pool.in_use); }
-static double m_connects(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.connects); }
-static double m_conn_fail(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.connect_failures); }
+static double m_size(void *a) { return ((pg_store *)a)->pool.base.size; }
+static double m_open(void *a) { return atomic_load(&((pg_store *)a)->pool.base.open); }
+static double m_in_use(void *a) { return atomic_load(&((pg_store *)a)->pool.base.in_use); }
+static double m_connects(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.base.connects); }
+static double m_conn_fail(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.base.connect_failures); }
 static double m_timeouts(void *a) {
     pg_store *s = a;
-    return (double)(atomic_load(&s->timeouts) + atomic_load(&s->pool.acquire_timeouts));
+    return (double)(atomic_load(&s->timeouts) + atomic_load(&s->pool.base.acquire_timeouts));
 }
 static double m_brk(void *a) { return (double)hale_breaker_get_state(&((pg_store *)a)->brk); }
 static double m_brk_opens(void *a) { return (double)hale_breaker_opens(&((pg_store *)a)->brk); }
