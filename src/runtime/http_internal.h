@@ -142,6 +142,7 @@ struct hale_http_server {
     hale_http_hooks hooks;
     char name[16];
     int lfd;
+    int inherited;                /* lfd came from opts.listen_fd: never shut it */
     unsigned port;
     unsigned nworkers;
     hale_http_worker *workers;

@@ -131,6 +131,13 @@ static void open_conn(hale_http_worker *w, int fd, const struct sockaddr_storage
 
 static void accept_some(hale_http_worker *w) {
     hale_http_server *s = w->srv;
+    /* quiesced: not one more (an inherited socket is not shut, so accept
+     * would still succeed, taking a connection the next process should get) */
+    if (atomic_load(&s->quiesced)) {
+        if (w->listening) epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+        w->listening = 0;
+        return;
+    }
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
         memset(&sa, 0, sizeof sa);
@@ -291,7 +298,8 @@ static unsigned cpu_count(void) {
     return n > 0 ? (unsigned)n : 1;
 }
 
-static int open_listener(hale_http_server *s, const hale_http_opts *o, char *err, size_t errlen) {
+/* Binds and listens on host:port; returns the fd, or -1 with err. */
+static int bind_listener(const hale_http_server *s, const hale_http_opts *o, char *err, size_t errlen) {
     struct addrinfo hints, *ai = NULL;
     char portstr[16];
     memset(&hints, 0, sizeof hints);
@@ -314,12 +322,28 @@ static int open_listener(hale_http_server *s, const hale_http_opts *o, char *err
                         o->port, strerror(e));
     }
     freeaddrinfo(ai);
+    return fd;
+}
+
+static int open_listener(hale_http_server *s, const hale_http_opts *o, char *err, size_t errlen) {
+    int fd = o->listen_fd;
+    if (fd > 0) {
+        /* inherited: the parent bound it. O_NONBLOCK is on the shared file
+         * description (accept4 has no per-call flag); the parent only holds it */
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+            return hale_err(err, errlen, "%s listener: inherited fd %d: %s", s->name, fd, strerror(errno));
+        s->inherited = 1;
+    } else if ((fd = bind_listener(s, o, err, errlen)) < 0) {
+        return -1;
+    }
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof sa);
     socklen_t len = sizeof sa;
     getsockname(fd, (struct sockaddr *)&sa, &len);
-    s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                             : ((struct sockaddr_in *)&sa)->sin_port);
+    s->port = sa.ss_family == AF_INET6  ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+              : sa.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+                                        : 0; /* an inherited AF_UNIX socket */
     s->lfd = fd;
     return 0;
 }
@@ -437,14 +461,20 @@ int hale_http_quiesce(hale_http_server *s) {
     if (atomic_exchange(&s->quiesced, 1)) return -1;
     /* shutdown() moves the listening socket to CLOSE at once: new connects
      * are refused with a reset instead of waiting in the backlog. The
-     * workers drop it from their epoll sets; it is closed after stop. */
-    shutdown(s->lfd, SHUT_RDWR);
+     * workers drop it from their epoll sets; it is closed after stop.
+     * Not an inherited one: shutdown() acts on the socket the parent holds
+     * too, and would reset the connections queued for the next process. */
+    if (!s->inherited) shutdown(s->lfd, SHUT_RDWR);
     wake_all(s);
     return 0;
 }
 
 unsigned hale_http_in_flight(const hale_http_server *s) {
     return atomic_load_explicit(&((hale_http_server *)s)->in_flight, memory_order_relaxed);
+}
+
+unsigned hale_http_connections(const hale_http_server *s) {
+    return atomic_load_explicit(&((hale_http_server *)s)->nconns, memory_order_relaxed);
 }
 
 uint64_t hale_http_oldest_busy_ns(const hale_http_server *s) {
