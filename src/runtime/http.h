@@ -73,6 +73,8 @@ typedef struct hale_http_opts {
     int listen_fd;                 /* > 0: an inherited listening socket
                                       (socket activation) served instead of
                                       binding host:port; 0 = bind */
+    bool accept_later;             /* accept nothing until hale_http_accept_start()
+                                      (connections wait in the backlog) */
 } hale_http_opts;
 
 /* What happened to one request: handed to the completion hook (access log,
@@ -116,6 +118,10 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *r,
 
 /* The bound port (useful with port 0). */
 unsigned hale_http_port(const hale_http_server *s);
+
+/* Starts accepting on a server started with opts.accept_later; nothing
+ * otherwise. */
+void hale_http_accept_start(hale_http_server *s);
 
 /* From now on every response carries `Connection: close`, and idle
  * keep-alive connections are closed (at once, or at hale_http_quiesce when

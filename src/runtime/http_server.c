@@ -3,11 +3,10 @@
  * hand-off of requests to other threads (suspend/resume), and per-address
  * connection counts. Connections themselves live in http_conn.c.
  *
- * One listening socket (no SO_REUSEPORT: a second process binding the same
- * port must fail) sits in every worker's epoll set with EPOLLEXCLUSIVE, so
- * one worker wakes per incoming connection. Each worker also watches an
- * eventfd through which other threads wake it: a resumed request, an
- * adopted socket, the drain, the quiesce, the stop. */
+ * One listening socket (bound without SO_REUSEPORT, so a second process on
+ * the port fails; or inherited) sits in every worker's epoll set with
+ * EPOLLEXCLUSIVE: one worker wakes per connection. Each worker's eventfd
+ * wakes it for a resumed request, an adopted socket, drain, quiesce, stop. */
 #define _GNU_SOURCE 1 /* accept4 */ // NOLINT(bugprone-reserved-identifier)
 #include "http_internal.h"
 #include "log.h"
@@ -34,14 +33,11 @@
 static char listen_tag, wake_tag; /* epoll data.ptr markers */
 
 void hale_http_opts_default(hale_http_opts *o) {
-    memset(o, 0, sizeof *o);
+    memset(o, 0, sizeof *o); /* 0: one worker per CPU, no per-address or in-flight limit */
     o->name = "main";
     o->host = "0.0.0.0";
     o->port = 8080;
-    o->workers = 0;
     o->max_connections = 4096;
-    o->max_connections_per_ip = 0;
-    o->max_in_flight = 0;
     o->max_header_bytes = (size_t)8 * 1024;
     o->max_headers = 100;
     o->max_uri_bytes = 4096;
@@ -129,15 +125,24 @@ static void open_conn(hale_http_worker *w, int fd, const struct sockaddr_storage
     hale_conn_open(w, fd, remote, ip);
 }
 
+/* Puts the listening socket in (on) or out of this worker's epoll set. */
+static void listen_on(hale_http_worker *w, int on) {
+    struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag};
+    if (on && !w->listening) w->listening = epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->srv->lfd, &le) == 0;
+    else if (!on && w->listening && epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->srv->lfd, NULL) == 0) w->listening = 0;
+}
+
+/* Accepting is wanted: not held (opts.accept_later), quiesced, or paused. */
+static int may_accept(const hale_http_worker *w) {
+    hale_http_server *s = w->srv;
+    return !atomic_load(&s->accept_held) && !atomic_load(&s->quiesced) && !w->accept_paused_ns;
+}
+
 static void accept_some(hale_http_worker *w) {
     hale_http_server *s = w->srv;
     /* quiesced: not one more (an inherited socket is not shut, so accept
      * would still succeed, taking a connection the next process should get) */
-    if (atomic_load(&s->quiesced)) {
-        if (w->listening) epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
-        w->listening = 0;
-        return;
-    }
+    if (!may_accept(w)) return listen_on(w, 0);
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
         memset(&sa, 0, sizeof sa);
@@ -151,9 +156,8 @@ static void accept_some(hale_http_worker *w) {
              * the backlog waits */
             if ((errno == EINVAL || errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                  errno == ENOMEM) && w->listening) {
-                epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
-                w->listening = 0;
                 if (errno != EINVAL) w->accept_paused_ns = hale_now_ns() + 100000000u;
+                listen_on(w, 0);
             }
             return;
         }
@@ -194,10 +198,7 @@ static void take_wakeups(hale_http_worker *w) {
         hale_conn_resumed(c);
         hale_http_unref(s);
     }
-    if (w->listening && atomic_load(&s->quiesced)) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
-        w->listening = 0;
-    }
+    listen_on(w, may_accept(w)); /* quiesced, or accepting released */
     if (!w->drained && hale_http_close_idle_now(s)) {
         w->drained = 1;
         hale_conn_drain_idle(w);
@@ -227,10 +228,9 @@ static void *worker_main(void *arg) {
         }
         if (woken) take_wakeups(w);
         uint64_t now = hale_now_ns();
-        if (w->accept_paused_ns && now >= w->accept_paused_ns && !atomic_load(&s->quiesced)) {
-            struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag};
+        if (w->accept_paused_ns && now >= w->accept_paused_ns) {
             w->accept_paused_ns = 0;
-            w->listening = epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->lfd, &le) == 0;
+            listen_on(w, may_accept(w));
         }
         if (now >= w->next_sweep_ns) {
             hale_conn_sweep(w, now);
@@ -392,6 +392,7 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
      * request, so the parser (not a full buffer) decides every 431 */
     s->buf_size = s->o.max_header_bytes + 4096;
     atomic_init(&s->refs, 1);
+    atomic_init(&s->accept_held, o->accept_later);
     pthread_mutex_init(&s->ip_mu, NULL);
     if (s->o.max_connections_per_ip)
         s->ip_buckets = xcalloc(HALE_HTTP_IP_BUCKETS, sizeof(hale_ip_node *));
@@ -407,14 +408,13 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
         w->srv = s;
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag};
         struct epoll_event we = {.events = EPOLLIN, .data.ptr = &wake_tag};
-        if (w->epfd < 0 || w->evfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->lfd, &le) != 0 ||
+        if (w->epfd >= 0 && !o->accept_later) listen_on(w, 1);
+        if (w->epfd < 0 || w->evfd < 0 || (!o->accept_later && !w->listening) ||
             epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &we) != 0) {
             hale_err(err, errlen, "%s listener: cannot set up epoll: %s", s->name, strerror(errno));
             goto fail;
         }
-        w->listening = 1;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
@@ -452,6 +452,8 @@ int hale_http_adopt_fd(hale_http_server *s, int fd, char *err, size_t errlen) {
     return 0;
 }
 
+void hale_http_accept_start(hale_http_server *s) { if (atomic_exchange(&s->accept_held, 0)) wake_all(s); }
+
 void hale_http_set_draining(hale_http_server *s) {
     if (atomic_exchange(&s->draining, 1)) return;
     wake_all(s);
@@ -473,9 +475,7 @@ unsigned hale_http_in_flight(const hale_http_server *s) {
     return atomic_load_explicit(&((hale_http_server *)s)->in_flight, memory_order_relaxed);
 }
 
-unsigned hale_http_connections(const hale_http_server *s) {
-    return atomic_load_explicit(&((hale_http_server *)s)->nconns, memory_order_relaxed);
-}
+unsigned hale_http_connections(const hale_http_server *s) { return atomic_load(&((hale_http_server *)s)->nconns); }
 
 uint64_t hale_http_oldest_busy_ns(const hale_http_server *s) {
     hale_http_server *m = (hale_http_server *)s;

@@ -113,7 +113,9 @@ static int inherit_listeners(hale_service *s, hale_http_opts *o, hale_sd_listene
     if (l->count)
         HALE_LOG(HALE_LOG_INFO, "systemd", "socket activation: serving inherited sockets",
                  HALE_F_INT("api_fd", l->api_fd), HALE_F_INT("admin_fd", l->admin_fd));
-    if (l->api_fd >= 0) o->listen_fd = l->api_fd;
+    /* queued connections wait for the store, as they waited for the process:
+     * accepting starts once initialisation is done (hale_http_accept_start) */
+    if (l->api_fd >= 0) o->listen_fd = l->api_fd, o->accept_later = true;
     return 0;
 }
 
@@ -291,6 +293,7 @@ static int serve(hale_service *s) {
     }
     if (!hale_shutdown_requested()) {
         hale_health_set_started(s->health);
+        hale_http_accept_start(s->main_srv);
     }
 
     while (!hale_wait_shutdown(60000)) {}
