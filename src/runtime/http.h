@@ -5,9 +5,10 @@
  *    strict RFC 9112 parser and an epoll loop per worker thread. Services
  *    see only this header.
  *  - A server owns one listening socket (never shared: a second listener
- *    on the same port fails), or serves one it inherited (socket
- *    activation, opts.listen_fd: the parent keeps it), a pool of `workers` threads (one epoll loop
- *    each), and serves the routes of one hale_router. Keep-alive,
+ *    on the same port fails) or serves one it inherited (socket
+ *    activation, opts.listen_fd: the parent keeps it), runs a pool of
+ *    `workers` threads (one epoll loop each), and serves the routes of one
+ *    hale_router. Keep-alive,
  *    pipelining (answers in order), HTTP/1.0 keep-alive, HEAD, and
  *    `Expect: 100-continue` (answered only after routing, auth and the
  *    size check passed) are served.
