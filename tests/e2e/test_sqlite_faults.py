@@ -10,8 +10,8 @@ armed through HALE_TEST_SQLITE_FAULTS:
   sync (torn at 512-byte sectors on every other sweep) and kills hale. The
   crash point moves on by one each trial; when a workload ends before its
   crash point, the sweep over every sync point is complete and starts again.
-  Trials: HALE_POWERLOSS_TRIALS (240) sync points + HALE_POWERLOSS_WRITE_TRIALS
-  (60) write points, HALE_POWERLOSS_WRITES (30) PUTs per trial; `make soak`
+  Trials: HALE_POWERLOSS_TRIALS (300) sync points + HALE_POWERLOSS_WRITE_TRIALS
+  (100) write points, HALE_POWERLOSS_WRITES (30) PUTs per trial; `make soak`
   runs the long loop.
 - I/O errors: the Nth write, sync or truncate fails once with EIO or
   ENOSPC, N over every call of a short workload.
@@ -210,8 +210,8 @@ def test_power_loss_loses_no_acknowledged_write(capsys):  # R: F1
     """Every acknowledged write survives a power loss at any sync or write
     point, byte for byte at its version; nothing unacknowledged shows up
     half-written; the file passes PRAGMA integrity_check at the end."""
-    trials = int(os.environ.get("HALE_POWERLOSS_TRIALS", "240"))
-    wtrials = int(os.environ.get("HALE_POWERLOSS_WRITE_TRIALS", "60"))
+    trials = int(os.environ.get("HALE_POWERLOSS_TRIALS", "300"))
+    wtrials = int(os.environ.get("HALE_POWERLOSS_WRITE_TRIALS", "100"))
     writes = int(os.environ.get("HALE_POWERLOSS_WRITES", "30"))
     d = tempfile.mkdtemp(prefix="hale-powerloss-")
     db = os.path.join(d, "hale.db")
