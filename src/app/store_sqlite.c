@@ -13,9 +13,10 @@
  *
  * A failed commit (full disk, I/O error, failed fsync) fails the whole
  * batch, is rolled back, and the writer connection is closed and opened
- * again before the next batch: after a failed fsync the file's state is not
- * trusted, and a fresh connection reads it back from disk (SQLite recovers
- * the WAL). Reads go on from the last committed state meanwhile; the store
+ * again before the next batch, with the idle readers closed: after a failed
+ * fsync the file's state is not trusted, and with no connection left open
+ * SQLite rebuilds its WAL index from the files on disk (WAL recovery).
+ * Reads go on from the last committed state meanwhile; the store
  * reports itself degraded (store_sqlite_faults.h) until a commit succeeds. */
 #include "store_sqlite_int.h"
 #include "log.h"
@@ -95,6 +96,7 @@ static void wconn_close(sq_store *s);
 static int reopen_writer(sq_store *s) {
     char err[256];
     wconn_close(s);
+    sq_readers_drop_idle(s);
     int64_t v = s->next_version;
     if (wconn_open(s, err, sizeof err) != 0) {
         sqf_failed(&s->faults, SQF_EIO, SQLITE_CANTOPEN, 0, "reopen", err);

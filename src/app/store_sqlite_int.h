@@ -60,6 +60,9 @@ int sq_open_db(const char *path, sqlite3 **db, char *err, size_t errlen);
 int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 int sq_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen);
 void sq_readers_close(sq_store *s);
+/* Closes the idle readers (those in use stay): with no connection left,
+ * the next open rebuilds SQLite's WAL index from the files on disk. */
+void sq_readers_drop_idle(sq_store *s);
 kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *out);
 kv_status sq_list(kv_store *base, const char *prefix, size_t plen, const char *after,
                   size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more);

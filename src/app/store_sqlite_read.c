@@ -169,3 +169,22 @@ void sq_readers_close(sq_store *s) {
     }
     s->all = s->idle = NULL;
 }
+
+void sq_readers_drop_idle(sq_store *s) {
+    pthread_mutex_lock(&s->rmu);
+    reader *idle = s->idle;
+    s->idle = NULL;
+    /* keep on `all` only the readers in use */
+    reader **pp = &s->all;
+    while (*pp) {
+        bool is_idle = false;
+        for (const reader *i = idle; i && !is_idle; i = i->next_idle) is_idle = i == *pp;
+        if (is_idle) *pp = (*pp)->next_all;
+        else pp = &(*pp)->next_all;
+    }
+    pthread_mutex_unlock(&s->rmu);
+    for (reader *r = idle, *next; r; r = next) {
+        next = r->next_idle;
+        reader_free(r);
+    }
+}
