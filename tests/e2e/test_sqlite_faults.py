@@ -30,16 +30,36 @@ import threading
 import time
 import http.client
 
+import pytest
+
 import backends
 from conftest import Hale
 
 CRASH_EXIT = 86
 KEYS = ["k%02d" % i for i in range(16)]
+_started = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    """A failed assertion leaves no hale running."""
+    yield
+    while _started:
+        h = _started.pop()
+        if h.proc.poll() is None:
+            h.proc.kill()
+            h.proc.wait()
+        if not h.log.closed:
+            h.log.close()
 
 
 def start(env, timeout=20.0):
-    """A hale on env; None when it died while opening (a crash point hit)."""
+    """A hale on env, ready, or already exited (a crash point hit while it
+    opened the database: the caller looks at h.proc)."""
     h = Hale(env=env, wait_ready=False)
+    _started.append(h)
+    if len(_started) > 4:
+        _started[:] = [x for x in _started if x.proc.poll() is None]
     deadline = time.time() + timeout
     while time.time() < deadline:
         if h.proc.poll() is not None:
