@@ -4,6 +4,7 @@
 #include "cache.h"
 #include "lifecycle.h"
 #include "store_pg.h"
+#include "store_sqlite.h"
 #include "url_check.h"
 #ifdef HALE_HAVE_PQ
 #include "migrate.h"
@@ -14,23 +15,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-void app_store_cfg_defaults(app_store_cfg *c) {
-    memset(c, 0, sizeof *c);
-    c->sqlite_path = "./data/hale.db";
-    c->max_connections = 10;
-    c->connect_timeout_ms = 3000;
-    c->statement_timeout_ms = 2000;
-    c->redis_pool_size = 8;
-    c->redis_timeout_ms = 200;
-    c->redis_required = false;
-    c->breaker_failures = 5;
-    c->breaker_open_ms = 5000;
-    c->db_breaker_failures = 5;
-    c->db_breaker_open_ms = 1000;
-    c->cache_ttl_ms = 60000;
-    c->migrate_lock_wait_ms = 60000;
-}
 
 static bool is_set(const char *s) { return s && *s; }
 
@@ -47,7 +31,7 @@ static void pg_opts(const app_store_cfg *cfg, kv_pg_opts *o) {
     o->statement_timeout_ms = cfg->statement_timeout_ms;
     o->breaker_failures = cfg->db_breaker_failures;
     o->breaker_open_ms = cfg->db_breaker_open_ms;
-    o->migrate = !cfg->skip_migrations;
+    o->migrate = cfg->migrate_on_start;
     o->migrate_lock_wait_ms = cfg->migrate_lock_wait_ms;
 }
 #endif
@@ -140,8 +124,8 @@ static int check_redis(void *slot, char *err, size_t errlen) {
 }
 #endif
 
-int app_backends_add_checks(hale_health *h, _Atomic(kv_store *) *store, const app_store_cfg *cfg,
-                            unsigned interval_ms, unsigned timeout_ms) {
+int app_backends_add_checks(hale_health *h, _Atomic(kv_store *) *store, const app_store_cfg *cfg) {
+    unsigned interval_ms = cfg->check_interval_ms, timeout_ms = cfg->check_timeout_ms;
     if (hale_health_add_check(h, "store", check_database, store, interval_ms, timeout_ms, true) != 0)
         return -1;
     if (!is_set(cfg->redis_url)) return 0;

@@ -14,8 +14,8 @@
  *    accepted: migrations are written expand-then-contract so old replicas
  *    keep working during a rolling upgrade.
  */
-#ifndef KV_MIGRATE_H
-#define KV_MIGRATE_H
+#ifndef APP_MIGRATE_H
+#define APP_MIGRATE_H
 
 #ifdef HALE_HAVE_PQ
 

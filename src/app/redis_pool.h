@@ -17,8 +17,8 @@
  * Thread-safety: acquire/release from any thread; a lease's context is used
  * by one thread at a time.
  */
-#ifndef KV_REDIS_POOL_H
-#define KV_REDIS_POOL_H
+#ifndef APP_REDIS_POOL_H
+#define APP_REDIS_POOL_H
 
 #ifdef HALE_HAVE_HIREDIS
 

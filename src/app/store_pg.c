@@ -277,25 +277,11 @@ static kv_status pg_del(kv_store *base, const char *key, size_t klen, const kv_c
     return deleted ? KV_OK : existed ? KV_PRECONDITION : KV_NOT_FOUND;
 }
 
-/* Smallest byte string greater than every string with this prefix; 0 when
- * none exists (empty, or all 0xFF). Same as the SQLite store's. */
-static size_t prefix_upper(const char *p, size_t n, char *out) {
-    memcpy(out, p, n);
-    while (n > 0) {
-        if ((unsigned char)out[n - 1] != 0xFF) {
-            out[n - 1] = (char)((unsigned char)out[n - 1] + 1);
-            return n;
-        }
-        n--;
-    }
-    return 0;
-}
-
 static kv_status pg_list(kv_store *base, const char *prefix, size_t plen, const char *after,
                          size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more) {
     pg_store *s = (pg_store *)base;
     char *upper = xmalloc(plen + 1);
-    size_t ulen = prefix_upper(prefix, plen, upper);
+    size_t ulen = kv_prefix_upper(prefix, plen, upper);
     uint64_t lim = htobe64((uint64_t)limit + 1);
     const char *vals[4] = {prefix, (plen && ulen) ? upper : NULL, after, (const char *)&lim};
     int lens[4] = {(int)plen, (int)ulen, (int)alen, 8}, fmts[4] = {1, 1, 1, 1};

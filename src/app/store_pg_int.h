@@ -1,4 +1,4 @@
-/* store_pg_int: internals shared by store_pg.c, store_pg_pool.c and
+/* store_pg_int: internals shared by store_pg.c, store_pg_pool.c, copy_io.c and
  * migrate.c. Not for other modules: they use store_pg.h.
  *
  * Every call here that talks to the server takes an absolute deadline
@@ -8,8 +8,8 @@
  * libpq does synchronously; use an IP address or a local resolver when
  * that matters.
  */
-#ifndef KV_STORE_PG_INT_H
-#define KV_STORE_PG_INT_H
+#ifndef APP_STORE_PG_INT_H
+#define APP_STORE_PG_INT_H
 
 #ifdef HALE_HAVE_PQ
 

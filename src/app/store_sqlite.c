@@ -1,4 +1,4 @@
-/* store_sqlite: the embedded SQLite backend (WAL, synchronous=FULL).
+/* store_sqlite: see store_sqlite.h.
  *
  * Reads take a connection from a pool (WAL lets them run alongside the
  * writer): a read pops an idle one or opens a new one, and gives it back

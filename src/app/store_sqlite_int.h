@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store_sqlite.h"
 #include "store_sqlite_faults.h"
 
 typedef enum { OP_PUT, OP_DEL } op_kind;

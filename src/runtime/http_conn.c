@@ -33,7 +33,7 @@ static uint64_t ms_ns(uint64_t ms) { return ms * 1000000u; }
 
 /* now + idle_timeout: keep-alive, a stalled writer, a pause in a head. */
 static uint64_t idle_deadline(const hale_http_server *s, uint64_t now) {
-    return now + (uint64_t)s->o.idle_timeout_s * 1000000000u;
+    return now + ms_ns(s->o.idle_timeout_ms);
 }
 
 /* A head's deadline: all of it within header_timeout of its first byte,

@@ -30,10 +30,6 @@ static _Atomic uint64_t g_truncated, g_dropped;
 static const char *const level_json[] = {"error", "warn", "info", "debug", "trace"};
 static const char *const level_text[] = {"ERROR", " WARN", " INFO", "DEBUG", "TRACE"};
 
-const char *hale_log_level_name(hale_log_level lvl) {
-    return (unsigned)lvl <= HALE_LOG_TRACE ? level_json[lvl] : "?";
-}
-
 int hale_log_init(const char *level_spec, const char *format, char *err, size_t errlen) {
     bool json = false;
     if (format && *format) {
@@ -160,20 +156,9 @@ static void put_json_escaped(line *w, const char *s, size_t n) {
  * bytes are not one. C1 controls (U+0080..U+009F) count as invalid here:
  * some terminals act on them. */
 static size_t utf8_char(const unsigned char *s, size_t n) {
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0xA0; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; cp = c & 0x07; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
+    uint32_t cp;
+    size_t len = hale_utf8_seq(s, n, &cp);
+    return len && cp >= 0x80 && cp <= 0x9F ? 0 : len;
 }
 
 /* Text-format escaping: control bytes and invalid UTF-8 become \n, \t, \r
