@@ -316,6 +316,7 @@ int hale_service_main(const hale_service_def *def, int argc, char **argv, char *
     memset(&s, 0, sizeof s);
     s.def = def;
     s.cfg = load_cfg(def, config_dir, envp);
+    if (def->build_info) hale_cfg_set_build_info(s.cfg, def->build_info);
     int rc;
     if (cmd && !strcmp(cmd, "config")) {
         bool check = i + 1 < argc && !strcmp(argv[i + 1], "--check");

@@ -15,8 +15,8 @@
  * Commands it understands: `NAME` (serve), `NAME config [--check]`,
  * `NAME --health-check`, `NAME --version` (or `NAME version`: the version and
  * def.build_info), `NAME --help`, the option `--config-dir DIR`, and the
- * service's own commands through def.command. `NAME config` ends with a
- * "# build: ..." line when def.build_info is set.
+ * service's own commands through def.command. `NAME config` names
+ * def.build_info on its first line when set.
  */
 #ifndef HALE_SERVICE_H
 #define HALE_SERVICE_H

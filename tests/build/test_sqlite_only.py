@@ -50,9 +50,10 @@ def test_version_and_config_say_which_backends_are_built_in():
         assert "backends: sqlite postgres redis" in full and "without" not in full, full
     cfg = run(SQLITE, "config")
     assert cfg.returncode == 0, cfg.stderr
-    assert cfg.stdout.splitlines()[0].startswith("# RUN_ENV=")
-    assert cfg.stdout.splitlines()[-1] == \
-        "# build: backends: sqlite (built without postgres) (built without redis)", cfg.stdout
+    head = cfg.stdout.splitlines()[0]
+    assert head.startswith("# RUN_ENV=") and head.endswith(
+        "; build: backends: sqlite (built without postgres) (built without redis)"), head
+    assert "; build: backends: sqlite postgres redis" in run(FULL, "config").stdout.splitlines()[0]
 
 
 # R: D2
