@@ -15,7 +15,7 @@ define cmake_build
 	@scripts/build.sh $(1)
 endef
 
-.PHONY: build-times upx soak
+.PHONY: build-times upx soak sqlite
 .PHONY: help deps test-deps build release minsize native debug asan tsan run test \
         test-unit test-e2e test-asan test-tsan soak toml-test lint format size fuzz fuzz-short \
         bench k8s-check image test-image clean
@@ -49,6 +49,9 @@ asan: deps ## ASan+UBSan build with test hooks: build/asan/hale
 
 tsan: deps ## TSan build with test hooks: build/tsan/hale
 	$(call cmake_build,tsan)
+
+sqlite: deps ## SQLite-only build (no libpq, no hiredis; the sqlite image's): build/sqlite/hale
+	$(call cmake_build,sqlite)
 
 run: release ## build and start hale on 0.0.0.0:8080 with SQLite at ./data/hale.db
 	@mkdir -p data

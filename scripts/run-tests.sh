@@ -51,6 +51,8 @@ suite build-release build release
 suite build-minsize build minsize
 suite build-native build native
 suite build-asan build asan
+# the SQLite-only build of the sqlite image (tests/build/test_sqlite_only.py)
+suite build-sqlite build sqlite
 suite build-checks /usr/bin/python3 -m pytest -q tests/build
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e
