@@ -19,7 +19,7 @@
 #include "http.h"
 #include "router.h"
 
-static hale_http_server *fx_start(const hale_router *r, const hale_http_hooks *hooks) {
+static inline hale_http_server *fx_start(const hale_router *r, const hale_http_hooks *hooks) {
     hale_http_opts o;
     hale_http_opts_default(&o);
     o.name = "main";
@@ -44,7 +44,7 @@ typedef struct fx_resp {
 
 /* Sends raw (a whole request) and reads until the server closes. Returns
  * the status, 0 when no status line came. */
-static int fx_raw(unsigned port, const char *raw, size_t n, fx_resp *out) {
+static inline int fx_raw(unsigned port, const char *raw, size_t n, fx_resp *out) {
     memset(out, 0, sizeof *out);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -77,7 +77,7 @@ static int fx_raw(unsigned port, const char *raw, size_t n, fx_resp *out) {
 
 /* One request: method, target, extra header lines ("Name: v\r\n"..., may be
  * NULL) and a body (may be NULL). */
-static int fx_req(unsigned port, const char *method, const char *target, const char *headers,
+static inline int fx_req(unsigned port, const char *method, const char *target, const char *headers,
                   const char *body, fx_resp *out) {
     size_t bl = body ? strlen(body) : 0;
     size_t cap = strlen(target) + (headers ? strlen(headers) : 0) + bl + 256;
@@ -97,7 +97,7 @@ static int fx_req(unsigned port, const char *method, const char *target, const c
 }
 
 /* The value of a response header (case-insensitive name), or NULL. */
-static const char *fx_header(fx_resp *r, const char *name) {
+static inline const char *fx_header(fx_resp *r, const char *name) {
     size_t nl = strlen(name);
     const char *end = r->body ? r->body : r->raw + r->len;
     for (const char *p = strstr(r->raw, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n")) {
@@ -117,6 +117,6 @@ static const char *fx_header(fx_resp *r, const char *name) {
 }
 
 /* Does the body contain s? */
-static int fx_body_has(const fx_resp *r, const char *s) { return r->body && strstr(r->body, s) != NULL; }
+static inline int fx_body_has(const fx_resp *r, const char *s) { return r->body && strstr(r->body, s) != NULL; }
 
 #endif
