@@ -30,7 +30,8 @@ case "$variant" in
   native)  args=(-DCMAKE_BUILD_TYPE=Native) ;;
   asan)    args=(-DCMAKE_BUILD_TYPE=Asan -DHALE_TEST_HOOKS=ON) ;;
   tsan)    args=(-DCMAKE_BUILD_TYPE=Tsan -DHALE_TEST_HOOKS=ON) ;;
-  *) echo "usage: $0 [--configure-only] debug|release|minsize|native|asan|tsan [--target NAME]" >&2
+  coverage) args=(-DCMAKE_BUILD_TYPE=Coverage -DHALE_TEST_HOOKS=ON) ;;
+  *) echo "usage: $0 [--configure-only] debug|release|minsize|native|asan|tsan|coverage [--target NAME]" >&2
      exit 2 ;;
 esac
 dir=${HALE_BUILD_DIR:-build/$variant}
