@@ -11,8 +11,10 @@
 # sources are in build/coverage/html/index.html).
 #
 # --check (make test): prints only the totals and compares every module with
-# its committed floor in tests/coverage-floor.txt; exits 1 when a module is
-# below its floor or a runner failed. The runners' output goes to
+# its committed floor in tests/coverage-floor.txt; exits 1 only when a module
+# is below its floor (a runner's failing tests are shown, and judged by that
+# runner's own suite; a runner that could not run at all leaves its modules
+# below their floors). The runners' output goes to
 # build/coverage/unit.log, e2e.log and toml-corpus.log (not to stdout, so make test's totals
 # do not count those tests twice).
 #
@@ -52,9 +54,10 @@ run() {
   if "$@" >"$log" 2>&1; then
     echo "coverage: $name: ok ($(grep -E 'tests passed|passed' "$log" | tail -1 | sed 's/^=* *//; s/ *=*$//'))"
   else
-    echo "coverage: $name FAILED (tail of $log):"
+    # the runners' failures are judged by their own suites of make test;
+    # here they count only through the coverage they leave (the floors)
+    echo "coverage: $name had failures (not judged here; tail of $log):"
     tail -30 "$log" | sed "s/^/  | /" # prefixed: make test counts its own runners only
-    rc=1
   fi
 }
 run unit bash -c "cd $dir && ctest --output-on-failure"

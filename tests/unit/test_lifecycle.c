@@ -56,7 +56,7 @@ static int run_child(void (*scenario)(void), char *out, size_t cap) {
         hale_lifecycle_hooks h = {.on_signal = on_signal, .on_repeat = on_repeat, .arg = "init"};
         if (hale_lifecycle_init(&h) != 0) _exit(70);
         scenario();
-        _exit(0);
+        exit(0); /* not _exit: a coverage build writes its counters */
     }
     close(fds[1]);
     size_t got = 0;
