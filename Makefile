@@ -71,7 +71,7 @@ test-tsan: tsan ## threaded unit tests and the threaded e2e parts on TSan
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure
 	HALE_BIN=build/tsan/hale $(PYTEST) -q $(TSAN_E2E)
 
-coverage: test-deps ## line and branch coverage per module of src/ (unit + SQLite e2e on build/coverage)
+coverage: test-deps ## line and branch coverage per module of src/ (unit, e2e, toml corpus on build/coverage)
 	@scripts/coverage.sh
 
 toml-test: debug ## run the TOML decoder against the toml-test suite
