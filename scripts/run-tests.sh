@@ -39,6 +39,9 @@ suite systemd env HALE_BIN=build/debug/hale /usr/bin/python3 -m pytest -q tests/
 # the key-value suite again on PostgreSQL and on PostgreSQL + Redis
 suite e2e-backends env HALE_BIN=build/debug/hale HALE_BACKENDS="pg pg+redis" scripts/test-backends.sh \
   tests/e2e/test_kv_api.py tests/e2e/test_http_cache.py tests/e2e/test_secrets_leak.py tests/e2e/test_auth.py
+# line and branch coverage of src/ (unit + e2e on build/coverage): prints
+# the totals, fails when a module falls below tests/coverage-floor.txt (R: T3)
+suite coverage scripts/coverage.sh --check
 toml_test() {
   local tool="${SHARED:-../shared}/tools/toml-test-run"
   [[ -x $tool ]] || { echo "toml-test: $tool not found"; return 1; }
