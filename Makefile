@@ -71,8 +71,9 @@ test-tsan: tsan ## threaded unit tests and the threaded e2e parts on TSan
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure
 	HALE_BIN=build/tsan/hale $(PYTEST) -q $(TSAN_E2E)
 
-toml-test: debug ## run the TOML decoder against the toml-test suite
-	$(SHARED)/tools/toml-test-run "$(CURDIR)/build/debug/toml_decoder"
+toml-test: debug ## the TOML decoder against Debian's toml-test corpus and python3-tomli
+	tests/toml/toml_test.py build/debug/toml_decoder
+	$(PYTEST) -q tests/toml
 
 lint: ## cppcheck, clang-tidy, shellcheck, hadolint (when present)
 	@scripts/lint.sh

@@ -3,7 +3,8 @@
 # missing. Usage: scripts/install-deps.sh build|test|all
 #   build: what compiling hale needs (make run)
 #   test:  build + what `make test` runs (unit/e2e tests, linters, fuzzers,
-#          PostgreSQL, Redis, HAProxy, Prometheus)
+#          PostgreSQL, Redis, HAProxy, Prometheus, the toml-test corpus and
+#          python3-tomli for the TOML suites)
 # As root it runs apt-get; otherwise it prints the exact apt-get line and
 # exits 1, so nothing is half-installed silently. apt-get waits up to
 # 10 min for the dpkg lock (a new cloud VM runs its own apt in its first
@@ -14,7 +15,8 @@ build=(build-essential cmake ninja-build pkg-config libsqlite3-dev
        libpq-dev libhiredis-dev ccache mold curl)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-yaml clang
       libclang-rt-14-dev clang-tidy clang-format cppcheck shellcheck prometheus haproxy
-      postgresql redis-server sqlite3 valgrind strace docker-registry docker-compose)
+      postgresql redis-server sqlite3 valgrind strace docker-registry docker-compose
+      golang-github-burntsushi-toml-dev python3-tomli)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
