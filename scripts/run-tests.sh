@@ -7,6 +7,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export JOBS=${JOBS:-$(nproc)}   # scripts/build.sh reads it
+# a unit test whose service URL is missing fails here, never skips
+# (tests/unit/service_env.h)
+export HALE_REQUIRE_SERVICES=1
 # suite NAME CMD... and summary: per-suite logs in build/test-logs/, the
 # totals counted over every runner
 # shellcheck source=scripts/suites.sh
