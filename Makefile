@@ -16,9 +16,14 @@ define cmake_build
 endef
 
 .PHONY: build-times upx
-.PHONY: help deps test-deps build release minsize native debug asan tsan run test \
+.PHONY: check help deps test-deps build release minsize native debug asan tsan run test \
         test-unit test-e2e test-asan test-tsan toml-test lint format size fuzz fuzz-short \
         bench k8s-check image test-image clean
+
+# `make check` is listed first by `make help` (the order of this file)
+check: debug ## the inner loop (~2 min): debug build, unit tests, the e2e suite on SQLite only
+	cd build/debug && ctest --output-on-failure
+	HALE_BIN=build/debug/hale HALE_E2E_SQLITE_ONLY=1 $(PYTEST) -q tests/e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,7 +65,9 @@ test: test-deps ## install test deps, build, run every suite (ends with a summar
 test-unit: debug ## C unit tests (ctest)
 	cd build/debug && ctest --output-on-failure
 
-test-e2e: debug ## end-to-end tests against the real binary
+test-e2e: debug ## e2e tests; installs (as root) and starts PostgreSQL 15 + Redis 7 (scripts/services.sh)
+	@echo "test-e2e: the PostgreSQL/Redis tests start their own servers (scripts/services.sh start;"
+	@echo "          installs postgresql and redis-server as root when missing; stop: scripts/services.sh stop all)"
 	HALE_BIN=build/debug/hale $(PYTEST) -q tests/e2e
 
 test-asan: asan ## unit + e2e suites on the ASan+UBSan build
