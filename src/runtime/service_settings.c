@@ -35,7 +35,8 @@ const hale_setting hale_runtime_settings[] = {
     {"metrics.host", HALE_SETTING_STRING, "0.0.0.0", 0, 0, NULL, NULL, 0,
      "Address the admin listener binds."},
     I("metrics.port", "9090", 1, 65535, NULL, "Port of the admin listener."),
-    {"log.level", HALE_SETTING_STRING, "info", 0, 0, NULL, "LOG_LEVEL", HALE_SETTING_RELOADABLE,
+    /* not reloadable: the level is set once at start (SIGHUP is ignored) */
+    {"log.level", HALE_SETTING_STRING, "info", 0, 0, NULL, "LOG_LEVEL", 0,
      "Level (error, warn, info, debug, trace) with per-target overrides: info,store=debug."},
     {"log.format", HALE_SETTING_ENUM, "text", 0, 0, "text|json", "LOG_FORMAT", 0,
      "text for people, json for one JSON object per line."},

@@ -52,6 +52,12 @@ def test_native_build_runs():  # R: B3
     assert "CMAKE_BUILD_TYPE:STRING=Native" in cache
     flags = open(os.path.join(ROOT, "build/native/compile_commands.json")).read()
     assert "-march=native" in flags
+    # release plus -march=native: the release flags are all there
+    assert "-ffunction-sections" in flags and "-fdata-sections" in flags
+    link = open(os.path.join(ROOT, "build/native/build.ninja")).read() \
+        if os.path.exists(os.path.join(ROOT, "build/native/build.ninja")) else \
+        sh("grep", "-rh", "gc-sections", os.path.join(ROOT, "build/native/CMakeFiles"))
+    assert "--gc-sections" in link
     assert sh(n, "--version").startswith("hale ")
 
 
