@@ -19,7 +19,7 @@ optional=(ccache mold)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-yaml clang
       libclang-rt-14-dev clang-tidy clang-format cppcheck shellcheck prometheus haproxy
       postgresql redis-server sqlite3 valgrind strace docker-registry docker-compose
-      golang-github-burntsushi-toml-dev python3-tomli)
+      golang-github-burntsushi-toml-dev python3-tomli python3-pytest-xdist)
 
 case "${1:-build}" in
   build) want=("${build[@]}" "${optional[@]}") ;;
