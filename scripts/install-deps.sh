@@ -12,7 +12,7 @@
 set -euo pipefail
 
 build=(build-essential cmake ninja-build pkg-config libsqlite3-dev
-       libpq-dev libhiredis-dev curl)
+       libpq-dev libhiredis-dev nettle-dev curl)
 # faster rebuilds and links, used when present (CMakeLists.txt): installed
 # as root, never required
 optional=(ccache mold)

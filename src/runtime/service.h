@@ -27,6 +27,8 @@
 
 typedef struct hale_service hale_service;
 
+#define HALE_NO_SUCH_COMMAND (-2) /* from hale_service_def.command */
+
 typedef struct hale_service_def {
     const char *name;                 /* "hale" */
     const hale_setting *settings;     /* the service's own settings */
@@ -41,8 +43,9 @@ typedef struct hale_service_def {
      * hale_shutdown_requested()). Returns 0, -1 to exit 1. */
     int (*start)(hale_service *svc, void *app);
     void (*stop)(hale_service *svc, void *app);
-    /* Extra commands (e.g. "migrate"): returns an exit status, or -2 when
-     * argv[0] names none. Settings are loaded when it runs. May be NULL. */
+    /* Extra commands (e.g. "migrate"): returns an exit status, or
+     * HALE_NO_SUCH_COMMAND when argv[0] names none (hale then prints the
+     * usage and exits 2). Settings are loaded when it runs. May be NULL. */
     int (*command)(hale_service *svc, int argc, char **argv, void *app);
     const char *command_help;         /* lines for --help, may be NULL */
 } hale_service_def;
@@ -56,14 +59,22 @@ hale_router *hale_service_router(hale_service *svc);        /* main listener */
 hale_router *hale_service_admin_router(hale_service *svc);  /* admin listener */
 hale_health *hale_service_health(hale_service *svc);
 hale_metrics *hale_service_metrics(hale_service *svc);
-/* The auth hook for HALE_ROUTE_AUTH routes (set during setup). */
-void hale_service_set_auth(hale_service *svc, bool (*auth)(hale_req *, void *), void *arg);
 
 /* The runtime's own settings (server, metrics, log, health, shutdown). */
 extern const hale_setting hale_runtime_settings[];
 extern const size_t hale_runtime_nsettings;
 
-/* Fills listener options from the loaded settings. */
-void hale_service_http_opts(const hale_cfg *cfg, hale_http_opts *o);
+/* What the runtime's settings put in plain structs: the two listeners'
+ * options, each field bound to its setting in hale_runtime_settings. */
+typedef struct hale_service_opts {
+    hale_http_opts main;  /* server.*, shutdown.close_idle */
+    hale_http_opts admin; /* metrics.host, port, workers, max_connections,
+                             idle_timeout, max_body_bytes; its other
+                             limits are the main listener's */
+} hale_service_opts;
+
+/* Fills o from the loaded settings; cfg NULL gives the built-in defaults
+ * (for a program that starts a listener without a configuration). */
+void hale_service_opts_get(const hale_cfg *cfg, hale_service_opts *o);
 
 #endif
