@@ -1,7 +1,9 @@
 /* Tests for src/app/cache_redis.c against a real Redis (scripts/services.sh
  * start prints HALE_TEST_REDIS_URL), in front of an in-memory fake store
  * that counts calls and can run a hook in the middle of a read (to stage
- * the read/write race). Skipped only when HALE_TEST_REDIS_URL is unset.
+ * the read/write race). Without HALE_TEST_REDIS_URL or hiredis it does not
+ * run (ctest: Not Run) or, inside make test (HALE_REQUIRE_SERVICES=1),
+ * fails: tests/unit/service_env.h.
  * Outages are made with CLIENT PAUSE (every command hangs: timeouts) and
  * with a URL to a closed port (connection refused). R: A7 Y5 */
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "backends.h"
+#include "service_env.h"
 #include "cache.h"
 #include "redis_pool.h"
 
@@ -156,7 +159,6 @@ static kv_store *open_cache(fake *f, const char *url) {
     return c;
 }
 
-#define SKIP_WITHOUT_REDIS() do { if (!redis_url) skip(); } while (0)
 
 static void put(kv_store *c, const char *k, const char *v) {
     int64_t ver;
@@ -179,7 +181,6 @@ static kv_cache_stats stats(kv_store *c) {
 
 static void test_read_through(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = open_cache(f, redis_url);
     put(c, "k", "v1");
@@ -207,7 +208,6 @@ static void test_read_through(void **st) {
  * known once a connection loaded it (regression: it was read too early). */
 static void test_first_call_is_a_read(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     int64_t v;
     bool cr;
@@ -224,7 +224,6 @@ static void test_first_call_is_a_read(void **st) {
 
 static void test_writes_invalidate(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = open_cache(f, redis_url);
     put(c, "k", "old");
@@ -249,7 +248,6 @@ static void write_new_midway(fake *f) {
 
 static void test_stale_fill_is_refused(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = race_cache = open_cache(f, redis_url);
     put(c, "k", "old");
@@ -265,7 +263,6 @@ static void test_stale_fill_is_refused(void **st) {
 
 static void test_refused_connection_opens_breaker(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = open_cache(f, "redis://:hunter2@127.0.0.1:1/0");
     put(c, "k", "v");
@@ -284,7 +281,6 @@ static void test_refused_connection_opens_breaker(void **st) {
 
 static void test_wrong_password(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     kv_redis_addr a;
     char err[256];
     assert_int_equal(kv_redis_parse_url(redis_url, &a, err, sizeof err), 0);
@@ -305,7 +301,6 @@ static void test_wrong_password(void **st) {
  * is replayed (by the readiness check here) before the cache is used. */
 static void test_hang_then_recovery_replays_deletes(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = open_cache(f, redis_url);
     put(c, "k", "old");
@@ -338,7 +333,6 @@ static void test_hang_then_recovery_replays_deletes(void **st) {
  * on recovery, so no entry cached before the outage survives it. */
 static void test_pending_overflow_purges_namespace(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = open_cache(f, redis_url);
     char k[32], v[32];
@@ -374,7 +368,6 @@ static void test_pending_overflow_purges_namespace(void **st) {
 /* The entry expires with its TTL. */
 static void test_ttl_is_set(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = open_cache(f, redis_url);
     put(c, "k", "v");
@@ -418,7 +411,6 @@ static void *mt_reader(void *arg) {
 
 static void test_concurrent_readers_and_writers(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     mt_cache = open_cache(f, redis_url);
     put(mt_cache, "hot", "0-00000");
@@ -435,7 +427,6 @@ static void test_concurrent_readers_and_writers(void **st) {
 
 static void test_metrics_registered(void **st) {
     (void)st;
-    SKIP_WITHOUT_REDIS();
     fake *f = fake_new();
     kv_store *c = open_cache(f, redis_url);
     hale_metrics *reg = hale_metrics_new();
@@ -458,9 +449,9 @@ static void test_metrics_registered(void **st) {
 }
 
 int main(void) {
-    redis_url = getenv("HALE_TEST_REDIS_URL");
-    if (redis_url && !*redis_url) redis_url = NULL;
-    if (redis_url) {
+    redis_url = service_env_url("HALE_TEST_REDIS_URL");
+    if (!redis_url) return service_env_missing("HALE_TEST_REDIS_URL is unset");
+    {
         kv_redis_addr a;
         char err[256];
         if (kv_redis_parse_url(redis_url, &a, err, sizeof err) != 0) {
@@ -474,8 +465,6 @@ int main(void) {
         }
         if (a.pass[0]) freeReplyObject(redisCommand(admin, "AUTH %s", a.pass));
         if (a.db) freeReplyObject(redisCommand(admin, "SELECT %u", a.db));
-    } else {
-        fprintf(stderr, "HALE_TEST_REDIS_URL is unset: skipping (eval \"$(scripts/services.sh start)\")\n");
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_read_through, setup),
@@ -496,5 +485,5 @@ int main(void) {
 }
 
 #else
-int main(void) { return 0; } /* built without hiredis */
+int main(void) { return service_env_missing("built without hiredis"); }
 #endif

@@ -1,6 +1,7 @@
 /* Tests for src/app/store_pg.c, store_pg_pool.c and migrate.c against a
  * real PostgreSQL (scripts/services.sh start prints HALE_TEST_PG_URL).
- * Skipped only when HALE_TEST_PG_URL is unset. Each test gets a schema of
+ * Without HALE_TEST_PG_URL it does not run (ctest: Not Run) or, inside
+ * make test (HALE_REQUIRE_SERVICES=1), fails: tests/unit/service_env.h. Each test gets a schema of
  * its own (search_path in the URL), dropped afterwards. R: A6 A1 A3 A4 Y5 L2 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "backends.h"
+#include "service_env.h"
 #include "store_pg.h"
 
 #ifdef HALE_HAVE_PQ
@@ -85,7 +87,6 @@ static kv_store *open_ok(unsigned pool, unsigned stmt_ms) {
     return s;
 }
 
-#define SKIP_WITHOUT_PG() do { if (!base_url) skip(); } while (0)
 
 static kv_status put(kv_store *s, const char *k, const char *v, const kv_cond *c, int64_t *ver, bool *created) {
     int64_t vv = 0;
@@ -95,7 +96,6 @@ static kv_status put(kv_store *s, const char *k, const char *v, const kv_cond *c
 
 static void test_put_get_delete_roundtrip(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(2, 2000);
     const char bin[] = {'a', 0, (char)0xff, 'b'};
     int64_t v1, v2;
@@ -127,7 +127,6 @@ static void test_put_get_delete_roundtrip(void **st) {
 
 static void test_conditions(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(2, 2000);
     int64_t v1, v2;
     kv_cond none_match = {.if_none_match_any = true};
@@ -161,7 +160,6 @@ static void test_conditions(void **st) {
 
 static void test_list(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(2, 2000);
     const char *keys[] = {"a1", "a2", "a3", "b1", "\xff\xff", "\xff\377a"}; /* \377 = 0xff */
     for (size_t i = 0; i < 6; i++) assert_int_equal(put(s, keys[i], "v", NULL, NULL, NULL), KV_OK);
@@ -198,7 +196,6 @@ static void test_list(void **st) {
  * continues it. */
 static void test_versions_never_reused_across_reopen(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(1, 2000);
     int64_t v1, v2;
     assert_int_equal(put(s, "k", "1", NULL, &v1, NULL), KV_OK);
@@ -222,7 +219,6 @@ static void *open_thread(void *arg) {
 
 static void test_concurrent_migrations(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     pthread_t t[4];
     for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, open_thread, NULL);
     kv_store *s[4];
@@ -241,7 +237,6 @@ static void test_concurrent_migrations(void **st) {
 
 static void test_check_only_mode_reports_missing_migrations(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     char err[512];
     kv_pg_opts o = opts(1, 2000);
     o.migrate = false;
@@ -289,7 +284,6 @@ static void *cas_thread(void *arg) {
 
 static void test_cas_increments_are_atomic(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(1, 2000);
     assert_int_equal(put(s, "n", "0", NULL, NULL, NULL), KV_OK);
     pthread_t t[6];
@@ -314,7 +308,6 @@ static void test_cas_increments_are_atomic(void **st) {
 /* The server kills our connections: the next calls reconnect by themselves. */
 static void test_reconnects_after_backends_are_killed(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(3, 2000);
     assert_int_equal(put(s, "k", "v", NULL, NULL, NULL), KV_OK);
     kv_pg_stats before;
@@ -341,7 +334,6 @@ static void test_reconnects_after_backends_are_killed(void **st) {
  * (here the readiness ping) closes it again. */
 static void test_deadline_and_breaker(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(2, 300);
     assert_int_equal(put(s, "k", "v", NULL, NULL, NULL), KV_OK);
     char sql[256];
@@ -388,7 +380,6 @@ static void *reader(void *arg) {
 
 static void test_pool_is_bounded(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     shared = open_ok(2, 2000);
     assert_int_equal(put(shared, "k", "v", NULL, NULL, NULL), KV_OK);
     pthread_t t[8];
@@ -412,7 +403,6 @@ static void test_pool_is_bounded(void **st) {
 
 static void test_unreachable_fails_fast_without_password(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     char err[512];
     kv_pg_opts o = opts(1, 1000);
     o.url = "postgres://hale:sup3rs3cret@127.0.0.1:1/hale";
@@ -436,7 +426,6 @@ static void test_unreachable_fails_fast_without_password(void **st) {
  * attempt ends at its deadline, not at the kernel's TCP timeouts. */
 static void test_hung_server_connect_deadline(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -459,7 +448,6 @@ static void test_hung_server_connect_deadline(void **st) {
 
 static void test_metrics_registered(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_ok(2, 2000);
     assert_int_equal(put(s, "k", "v", NULL, NULL, NULL), KV_OK);
     hale_metrics *reg = hale_metrics_new();
@@ -481,17 +469,15 @@ static void test_metrics_registered(void **st) {
 }
 
 int main(void) {
-    base_url = getenv("HALE_TEST_PG_URL");
-    if (base_url && !*base_url) base_url = NULL;
-    if (base_url) {
+    base_url = service_env_url("HALE_TEST_PG_URL");
+    if (!base_url) return service_env_missing("HALE_TEST_PG_URL is unset");
+    {
         admin = PQconnectdb(base_url);
         if (PQstatus(admin) != CONNECTION_OK) {
             fprintf(stderr, "HALE_TEST_PG_URL is set but PostgreSQL is unreachable: %s", PQerrorMessage(admin));
             return 1;
         }
         PQclear(PQexec(admin, "SET client_min_messages = warning"));
-    } else {
-        fprintf(stderr, "HALE_TEST_PG_URL is unset: skipping (eval \"$(scripts/services.sh start)\")\n");
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_delete_roundtrip, setup, teardown),
@@ -519,6 +505,6 @@ int main(void) {
         fprintf(stderr, "HALE_TEST_PG_URL is set but this build has no PostgreSQL support\n");
         return 1;
     }
-    return 0;
+    return service_env_missing("built without libpq");
 }
 #endif
