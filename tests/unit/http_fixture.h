@@ -18,11 +18,12 @@
 
 #include "http.h"
 #include "router.h"
+#include "service.h"
 
 static inline hale_http_server *fx_start(const hale_router *r, const hale_http_hooks *hooks) {
-    hale_http_opts o;
-    hale_http_opts_default(&o);
-    o.name = "main";
+    hale_service_opts so;
+    hale_service_opts_get(NULL, &so); /* the built-in defaults */
+    hale_http_opts o = so.main;
     o.host = "127.0.0.1";
     o.port = 0;
     o.workers = 2;

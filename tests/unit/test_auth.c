@@ -113,7 +113,7 @@ static void test_check_over_http(void **st) {
     (void)st;
     hale_metrics *reg = hale_metrics_new();
     hale_auth *a = hale_auth_new("k-one\nk-two\n", NULL, 0, reg);
-    hale_auth_start(a); /* no file: no thread */
+    assert_int_equal(hale_auth_start(a, NULL, 0), 0); /* no file: no thread */
     hale_router *r = hale_router_new();
     hale_route guarded = {.method = "GET", .tmpl = "/v1/x", .fn = h_ok, .flags = HALE_ROUTE_AUTH};
     hale_route open = {.method = "GET", .tmpl = "/health", .fn = h_ok};
@@ -180,8 +180,8 @@ static void test_reload_thread_and_limits(void **st) {
     swap_file(path, "first\n");
     hale_metrics *reg = hale_metrics_new();
     hale_auth *a = hale_auth_new("first\n", path, 20, reg);
-    hale_auth_start(a);
-    hale_auth_start(a); /* once */
+    assert_int_equal(hale_auth_start(a, NULL, 0), 0);
+    assert_int_equal(hale_auth_start(a, NULL, 0), 0); /* once */
     swap_file(path, "second\nthird\n");
     for (int i = 0; i < 500 && hale_auth_key_count(a) != 2; i++) usleep(10000); /* bounded */
     assert_int_equal(hale_auth_key_count(a), 2);

@@ -31,7 +31,7 @@ static const char *need_env(const char *name) {
 
 static void sqlite_cfg(app_store_cfg *c, const char *file) {
     static char path[128];
-    app_store_cfg_defaults(c);
+    app_store_cfg_get(NULL, c);
     snprintf(path, sizeof path, "%s/%s", dir, file);
     c->sqlite_path = path;
 }
@@ -61,8 +61,8 @@ static void close_store(kv_store *s) {
 static void test_defaults(void **st) {
     (void)st;
     app_store_cfg c;
-    app_store_cfg_defaults(&c);
-    assert_null(c.database_url);
+    app_store_cfg_get(NULL, &c);
+    assert_string_equal(c.database_url, "");
     assert_string_equal(c.sqlite_path, "./data/hale.db");
     assert_int_equal(c.max_connections, 10);
     assert_int_equal(c.connect_timeout_ms, 3000);
@@ -75,7 +75,7 @@ static void test_defaults(void **st) {
     assert_int_equal(c.db_breaker_failures, 5);
     assert_int_equal(c.db_breaker_open_ms, 1000);
     assert_int_equal(c.cache_ttl_ms, 60000);
-    assert_false(c.skip_migrations);
+    assert_true(c.migrate_on_start);
     assert_int_equal(c.migrate_lock_wait_ms, 60000);
 }
 
@@ -142,7 +142,9 @@ static void test_checks_follow_the_slot(void **st) {
     sqlite_cfg(&c, "c.db");
     _Atomic(kv_store *) slot = NULL;
     hale_health *h = hale_health_new(NULL, NULL);
-    assert_int_equal(app_backends_add_checks(h, &slot, &c, 50, 1000), 0);
+    c.check_interval_ms = 50;
+    c.check_timeout_ms = 1000;
+    assert_int_equal(app_backends_add_checks(h, &slot, &c), 0);
     hale_health_set_started(h);
     assert_false(hale_health_ready(h));
     hale_buf b;
@@ -181,7 +183,9 @@ static void test_sqlite_with_redis(void **st) {
     free(m);
     _Atomic(kv_store *) slot = NULL;
     hale_health *h = hale_health_new(NULL, NULL);
-    assert_int_equal(app_backends_add_checks(h, &slot, &c, 50, 2000), 0);
+    c.check_interval_ms = 50;
+    c.check_timeout_ms = 2000;
+    assert_int_equal(app_backends_add_checks(h, &slot, &c), 0);
     atomic_store(&slot, s);
     hale_health_set_started(h);
     hale_buf b;
@@ -200,7 +204,9 @@ static void test_sqlite_with_redis(void **st) {
     if (!s) fail_msg("%s", err);
     h = hale_health_new(NULL, NULL);
     slot = NULL;
-    assert_int_equal(app_backends_add_checks(h, &slot, &c, 50, 2000), 0);
+    c.check_interval_ms = 50;
+    c.check_timeout_ms = 2000;
+    assert_int_equal(app_backends_add_checks(h, &slot, &c), 0);
     atomic_store(&slot, s);
     hale_health_set_started(h);
     assert_false(hale_health_ready(h));
@@ -217,7 +223,7 @@ static void test_postgres(void **st) {
     const char *pg = need_env("HALE_TEST_PG_URL");
     const char *redis = need_env("HALE_TEST_REDIS_URL");
     app_store_cfg c;
-    app_store_cfg_defaults(&c);
+    app_store_cfg_get(NULL, &c);
     c.database_url = pg;
     c.max_connections = 2;
     char err[256] = "";
@@ -230,7 +236,9 @@ static void test_postgres(void **st) {
     free(m);
     _Atomic(kv_store *) slot = s;
     hale_health *h = hale_health_new(NULL, NULL);
-    assert_int_equal(app_backends_add_checks(h, &slot, &c, 50, 2000), 0);
+    c.check_interval_ms = 50;
+    c.check_timeout_ms = 2000;
+    assert_int_equal(app_backends_add_checks(h, &slot, &c), 0);
     hale_health_set_started(h);
     assert_true(hale_health_ready(h));
     hale_health_free(h);
@@ -253,7 +261,7 @@ static void test_postgres(void **st) {
 static void test_postgres_unreachable(void **st) {
     (void)st;
     app_store_cfg c;
-    app_store_cfg_defaults(&c);
+    app_store_cfg_get(NULL, &c);
     c.database_url = "postgres://hale:hunter2@127.0.0.1:1/hale";
     c.connect_timeout_ms = 500;
     char err[256] = "";

@@ -80,8 +80,8 @@ static void test_states_without_checks(void **st) {
     assert_int_equal(hale_health_state(h), HALE_AVAIL_STARTING);
     assert_false(hale_health_ready(h));
     assert_true(hale_health_live(h));
-    hale_health_start(h);
-    hale_health_start(h); /* idempotent */
+    assert_int_equal(hale_health_start(h, NULL, 0), 0);
+    assert_int_equal(hale_health_start(h, NULL, 0), 0); /* idempotent */
     assert_int_equal(hale_health_state(h), HALE_AVAIL_STARTING);
     hale_health_set_started(h);
     assert_int_equal(hale_health_state(h), HALE_AVAIL_READY);
@@ -114,7 +114,7 @@ static void test_checks_drive_readiness(void **st) {
     hale_health *h = hale_health_new(on_transition, NULL);
     assert_int_equal(hale_health_add_check(h, "store", dep_check, &db, 20, 1000, true), 0);
     assert_int_equal(hale_health_add_check(h, "redis", dep_check, &cache, 20, 1000, false), 0);
-    hale_health_start(h);
+    assert_int_equal(hale_health_start(h, NULL, 0), 0);
     assert_int_equal(hale_health_add_check(h, "late", dep_check, &db, 20, 1000, true), -1);
     hale_health_set_started(h);
     assert_int_equal(hale_health_state(h), HALE_AVAIL_READY);
@@ -159,7 +159,7 @@ static void test_slow_check_times_out(void **st) {
     dep db = {0};
     hale_health *h = hale_health_new(NULL, NULL);
     assert_int_equal(hale_health_add_check(h, "store", dep_check, &db, 10, 50, true), 0);
-    hale_health_start(h);
+    assert_int_equal(hale_health_start(h, NULL, 0), 0);
     hale_health_set_started(h);
     assert_true(hale_health_ready(h));
     atomic_store(&db.slow_ms, 400);
@@ -249,7 +249,7 @@ static void test_probe_endpoints(void **st) {
     assert_int_equal(fx_req(pa, "GET", "/health/liveness", NULL, NULL, r), 200);
     assert_true(fx_body_has(r, "{\"status\":\"live\"}"));
 
-    hale_health_start(h);
+    assert_int_equal(hale_health_start(h, NULL, 0), 0);
     hale_health_set_started(h);
     assert_int_equal(fx_req(pa, "GET", "/health/startup", NULL, NULL, r), 200);
     assert_int_equal(fx_req(pa, "GET", "/health/readiness", NULL, NULL, r), 200);

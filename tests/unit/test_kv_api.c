@@ -13,7 +13,7 @@
 #include "http_fixture.h"
 #include "httpdate.h"
 #include "kv_api.h"
-#include "store.h"
+#include "store_sqlite.h"
 
 typedef struct env {
     char dir[64];

