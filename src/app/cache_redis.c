@@ -456,6 +456,40 @@ static kv_status c_del(kv_store *base, const char *key, size_t klen, const kv_co
     return st;
 }
 
+/* A write forwarded to the backend's submit: the same invalidation as
+ * c_put/c_del, the second one in the completion path, before the caller's
+ * done runs (so the client is answered only once the cache is clean or
+ * the delete is remembered for replay). */
+typedef struct c_write {
+    cache *c;
+    hale_buf rk;
+    void (*done)(kv_op *);
+    void *arg;
+} c_write;
+
+static void c_write_done(kv_op *op) {
+    c_write *w = op->arg;
+    if (may_have_changed(op->st)) after_write(w->c, &w->rk, op->key, op->klen);
+    op->done = w->done;
+    op->arg = w->arg;
+    hale_buf_free(&w->rk);
+    free(w);
+    op->done(op);
+}
+
+static void c_submit(kv_store *base, kv_op *op) {
+    cache *c = (cache *)base;
+    c_write *w = xcalloc(1, sizeof *w);
+    w->c = c;
+    w->done = op->done;
+    w->arg = op->arg;
+    redis_key(c, op->key, op->klen, &w->rk);
+    invalidate(c, &w->rk);
+    op->done = c_write_done;
+    op->arg = w;
+    kv_store_submit(c->backend, op);
+}
+
 static kv_status c_list(kv_store *base, const char *prefix, size_t plen, const char *after, size_t alen,
                         size_t limit, char ***keys, size_t *nkeys, bool *more) {
     cache *c = (cache *)base;
@@ -485,7 +519,7 @@ static void c_close(kv_store *base) {
 
 static const kv_store_ops CACHE_OPS = {
     .name = "redis-cache", .get = c_get, .put = c_put, .del = c_del,
-    .list = c_list, .ping = c_ping, .close = c_close,
+    .list = c_list, .ping = c_ping, .close = c_close, .submit = c_submit,
 };
 
 bool kv_store_is_cache(const kv_store *s) { return s && s->ops == &CACHE_OPS; }

@@ -47,6 +47,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "store_pg_int.h"
+#include "store_async.h"
 
 #include <endian.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ typedef struct pg_store {
     _Atomic uint64_t last_log_ns;
     _Atomic(hale_histogram *) lat[S_N];
     _Atomic(hale_histogram *) wait;
+    kv_async *async;           /* completion threads of submit */
 } pg_store;
 
 static const kv_store_ops PG_OPS;
@@ -93,8 +95,15 @@ static int setup_conn(PGconn *c, void *arg, uint64_t deadline_ns, pgx_err *e) {
     return 0;
 }
 
+/* Set by a completion thread while it runs a submitted op: the op's own
+ * deadline, counted from its submit (time in the queue counts too). */
+static _Thread_local uint64_t op_deadline_ns;
+
+static uint64_t budget_ns(const pg_store *s) { return ((uint64_t)s->stmt_ms + KV_PG_GRACE_MS) * 1000000u; }
+
 static uint64_t deadline(const pg_store *s) {
-    return hale_now_ns() + ((uint64_t)s->stmt_ms + KV_PG_GRACE_MS) * 1000000u;
+    uint64_t d = hale_now_ns() + budget_ns(s);
+    return op_deadline_ns && op_deadline_ns < d ? op_deadline_ns : d;
 }
 
 /* Reports a failed call to the breaker. A client-side deadline that passed
@@ -310,8 +319,23 @@ static int pg_ping(kv_store *base, char *err, size_t errlen) {
     return 0;
 }
 
+/* On a completion thread: the blocking call, within the op's deadline. */
+static kv_status pg_run(void *ctx, kv_op *op) {
+    kv_store *base = ctx;
+    op_deadline_ns = op->submit_ns + budget_ns((pg_store *)base);
+    kv_status st = op->kind == KV_OP_PUT
+        ? pg_put(base, op->key, op->klen, op->val, op->vlen, op->ctype, &op->cond, &op->version, &op->created)
+        : pg_del(base, op->key, op->klen, &op->cond);
+    op_deadline_ns = 0;
+    return st;
+}
+
+/* The HTTP worker only queues: a full queue is a 503 at once. */
+static void pg_submit(kv_store *base, kv_op *op) { kv_async_submit(((pg_store *)base)->async, op); }
+
 static void pg_close(kv_store *base) {
     pg_store *s = (pg_store *)base;
+    kv_async_destroy(s->async);
     pgx_pool_destroy(&s->pool);
     hale_breaker_destroy(&s->brk);
     free(s);
@@ -319,7 +343,7 @@ static void pg_close(kv_store *base) {
 
 static const kv_store_ops PG_OPS = {
     .name = "postgres", .get = pg_get, .put = pg_put, .del = pg_del,
-    .list = pg_list, .ping = pg_ping, .close = pg_close,
+    .list = pg_list, .ping = pg_ping, .close = pg_close, .submit = pg_submit,
 };
 
 bool kv_store_is_pg(const kv_store *s) { return s && s->ops == &PG_OPS; }
@@ -376,6 +400,11 @@ kv_store *kv_pg_open(const kv_pg_opts *o, char *err, size_t errlen) {
     pgx_pool_init(&s->pool, o->url, o->max_connections ? o->max_connections : 1,
                   o->connect_timeout_ms ? o->connect_timeout_ms : 5000, setup_conn, s);
     if (prepare_schema(s, o, err, errlen) != 0) goto fail;
+    /* one completion thread per connection (more would only wait for the
+     * pool); the queue bounds what waits behind them */
+    unsigned nconn = o->max_connections ? o->max_connections : 1;
+    s->async = kv_async_new(nconn, nconn * 64, pg_run, &s->base, err, errlen);
+    if (!s->async) goto fail;
     /* one pooled connection now, so that a bad password or missing grant
      * fails the open rather than the first request */
     pgx_lease l;
