@@ -175,7 +175,7 @@ static void test_crud(void **st) {
     assert_int_equal(del(s, "k", NULL), KV_NOT_FOUND);
     /* binary key and value, empty value */
     const char bin[] = {'a', 0, (char)0xff, 'b'};
-    kv_op *op = kv_op_new_put(bin, sizeof bin, bin, sizeof bin, "application/x-t", NULL, NULL, NULL);
+    kv_op *op = kv_op_new_put(bin, sizeof bin, bin, sizeof bin, "application/x-t\xe9", NULL, NULL, NULL);
     assert_int_equal(kv_store_run(s, op), KV_OK);
     kv_op_free(op);
     kv_item it;
@@ -183,6 +183,7 @@ static void test_crud(void **st) {
     assert_int_equal(s->ops->get(s, bin, sizeof bin, &it), KV_OK);
     assert_int_equal(it.len, sizeof bin);
     assert_memory_equal(it.value, bin, sizeof bin);
+    assert_string_equal(it.ctype, "application/x-t\xe9"); /* bytes, not re-encoded */
     free(it.value);
     assert_int_equal(put(s, "e", "", NULL, NULL, NULL), KV_OK);
     expect(s, "e", "", 0);
@@ -267,6 +268,11 @@ static void test_listing(void **st) {
     list_is(s, "a", "", 10, false, all, 4);
     list_is(s, "", "ab", 10, false, all + 4, 1);
     list_is(s, "c", "", 10, false, NULL, 0);
+    /* byte order, and a prefix of 0xFF bytes (no upper bound) */
+    const char *high[] = {"\xc3\xa9", "\xff\xff", "\xff\xff" "a"};
+    for (size_t i = 0; i < 3; i++) assert_int_equal(put(s, high[i], "v", NULL, NULL, NULL), KV_OK);
+    list_is(s, "\xff\xff", "", 10, false, high + 1, 2);
+    list_is(s, "", "b/1", 10, false, high, 3);
     assert_int_equal(del(s, "a/2", NULL), KV_OK);
     const char *after_del[] = {"a/1", "a/3"};
     list_is(s, "a/", "", 10, false, after_del, 2);
