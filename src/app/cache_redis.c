@@ -38,6 +38,7 @@
 #include "breaker.h"
 #include "log.h"
 #include "redis_pool.h"
+#include "store_async.h"
 
 #include <endian.h>
 #include <inttypes.h>
@@ -77,6 +78,7 @@ static const char *const SCRIPTS[SC_N] = {
 typedef struct cache {
     kv_store base;
     kv_store *backend;
+    kv_async *async;              /* completion threads of submit */
     kv_redis_pool pool;
     hale_breaker brk;
     char *prefix;                 /* "hale:<ns>:kv:" */
@@ -456,18 +458,21 @@ static kv_status c_del(kv_store *base, const char *key, size_t klen, const kv_co
     return st;
 }
 
-/* A write forwarded to the backend's submit: the same invalidation as
- * c_put/c_del, the second one in the completion path, before the caller's
- * done runs (so the client is answered only once the cache is clean or
- * the delete is remembered for replay). */
+/* A write forwarded to the backend's submit, with the same invalidation as
+ * c_put/c_del: the first delete, then the backend's write, then the second
+ * delete in the completion path, before the caller's done runs (so the
+ * client is answered only once the cache is clean or the delete is
+ * remembered for replay). The Redis calls run on the cache's own
+ * completion threads, never on an HTTP worker or the store's writer. */
 typedef struct c_write {
     cache *c;
     hale_buf rk;
+    bool written;                 /* the backend has answered */
     void (*done)(kv_op *);
     void *arg;
 } c_write;
 
-static void c_write_done(kv_op *op) {
+static void c_write_finish(kv_op *op) {
     c_write *w = op->arg;
     if (may_have_changed(op->st)) after_write(w->c, &w->rk, op->key, op->klen);
     op->done = w->done;
@@ -477,6 +482,25 @@ static void c_write_done(kv_op *op) {
     op->done(op);
 }
 
+static void c_write_step(void *ctx, kv_op *op) {
+    (void)ctx;
+    c_write *w = op->arg;
+    if (w->written) {
+        c_write_finish(op);
+        return;
+    }
+    invalidate(w->c, &w->rk);
+    kv_store_submit(w->c->backend, op);
+}
+
+/* On the backend's thread: the second delete goes to the completion
+ * threads (inline only when their queue is full: never skipped). */
+static void c_write_done(kv_op *op) {
+    c_write *w = op->arg;
+    w->written = true;
+    if (!kv_async_try_submit(w->c->async, op)) c_write_finish(op);
+}
+
 static void c_submit(kv_store *base, kv_op *op) {
     cache *c = (cache *)base;
     c_write *w = xcalloc(1, sizeof *w);
@@ -484,10 +508,15 @@ static void c_submit(kv_store *base, kv_op *op) {
     w->done = op->done;
     w->arg = op->arg;
     redis_key(c, op->key, op->klen, &w->rk);
-    invalidate(c, &w->rk);
     op->done = c_write_done;
     op->arg = w;
-    kv_store_submit(c->backend, op);
+    if (kv_async_try_submit(c->async, op)) return;
+    /* full: nothing was written, answer at once */
+    op->done = w->done;
+    op->arg = w->arg;
+    hale_buf_free(&w->rk);
+    free(w);
+    kv_op_finish(op, KV_UNAVAILABLE);
 }
 
 static kv_status c_list(kv_store *base, const char *prefix, size_t plen, const char *after, size_t alen,
@@ -504,7 +533,11 @@ static int c_ping(kv_store *base, char *err, size_t errlen) {
 
 static void c_close(kv_store *base) {
     cache *c = (cache *)base;
+    /* queued writes reach the backend, which answers them at its close;
+     * their second delete then runs inline (the pool refuses) */
+    if (c->async) kv_async_stop(c->async);
     kv_store_close(c->backend);
+    kv_async_destroy(c->async);
     kv_redis_pool_destroy(&c->pool);
     hale_breaker_destroy(&c->brk);
     for (size_t i = 0; i < c->npending; i++) free(c->pending[i]);
@@ -552,6 +585,12 @@ kv_store *kv_cache_open(kv_store *backend, const kv_cache_opts *o, char *err, si
     pthread_mutex_init(&c->emu, NULL);
     c->pending = xcalloc(PENDING_MAX, sizeof *c->pending);
     c->pending_len = xcalloc(PENDING_MAX, sizeof *c->pending_len);
+    c->async = kv_async_new(o->pool_size ? o->pool_size : 1, 1024, c_write_step, c, err, errlen);
+    if (!c->async) {
+        c->backend = NULL; /* the caller keeps it */
+        c_close(&c->base);
+        return NULL;
+    }
     return &c->base;
 }
 

@@ -27,7 +27,7 @@ static void *worker(void *arg) {
         a->head = (a->head + 1) % a->cap;
         a->count--;
         pthread_mutex_unlock(&a->mu);
-        kv_op_finish(op, a->run(a->ctx, op));
+        a->run(a->ctx, op);
         pthread_mutex_lock(&a->mu);
     }
     pthread_mutex_unlock(&a->mu);
@@ -55,26 +55,35 @@ kv_async *kv_async_new(unsigned threads, unsigned capacity, kv_async_run run, vo
     return a;
 }
 
-void kv_async_submit(kv_async *a, kv_op *op) {
+bool kv_async_try_submit(kv_async *a, kv_op *op) {
     pthread_mutex_lock(&a->mu);
     if (a->stopping || a->count == a->cap) {
         pthread_mutex_unlock(&a->mu);
-        kv_op_finish(op, KV_UNAVAILABLE);
-        return;
+        return false;
     }
     a->ring[(a->head + a->count) % a->cap] = op;
     a->count++;
     pthread_cond_signal(&a->have_work);
     pthread_mutex_unlock(&a->mu);
+    return true;
 }
 
-void kv_async_destroy(kv_async *a) {
-    if (!a) return;
+void kv_async_submit(kv_async *a, kv_op *op) {
+    if (!kv_async_try_submit(a, op)) kv_op_finish(op, KV_UNAVAILABLE);
+}
+
+void kv_async_stop(kv_async *a) {
     pthread_mutex_lock(&a->mu);
     a->stopping = true;
     pthread_cond_broadcast(&a->have_work);
     pthread_mutex_unlock(&a->mu);
     for (unsigned i = 0; i < a->nthreads; i++) pthread_join(a->threads[i], NULL);
+    a->nthreads = 0;
+}
+
+void kv_async_destroy(kv_async *a) {
+    if (!a) return;
+    kv_async_stop(a);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->have_work);
     free(a->threads);

@@ -320,14 +320,14 @@ static int pg_ping(kv_store *base, char *err, size_t errlen) {
 }
 
 /* On a completion thread: the blocking call, within the op's deadline. */
-static kv_status pg_run(void *ctx, kv_op *op) {
+static void pg_run(void *ctx, kv_op *op) {
     kv_store *base = ctx;
     op_deadline_ns = op->submit_ns + budget_ns((pg_store *)base);
     kv_status st = op->kind == KV_OP_PUT
         ? pg_put(base, op->key, op->klen, op->val, op->vlen, op->ctype, &op->cond, &op->version, &op->created)
         : pg_del(base, op->key, op->klen, &op->cond);
     op_deadline_ns = 0;
-    return st;
+    kv_op_finish(op, st);
 }
 
 /* The HTTP worker only queues: a full queue is a 503 at once. */

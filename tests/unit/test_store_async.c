@@ -22,7 +22,7 @@ typedef struct gate {
     atomic_int ran;
 } gate;
 
-static kv_status run_gated(void *ctx, kv_op *op) {
+static void run_gated(void *ctx, kv_op *op) {
     gate *g = ctx;
     pthread_mutex_lock(&g->mu);
     g->running++;
@@ -31,7 +31,7 @@ static kv_status run_gated(void *ctx, kv_op *op) {
     pthread_mutex_unlock(&g->mu);
     atomic_fetch_add(&g->ran, 1);
     op->version = 7;
-    return KV_OK;
+    kv_op_finish(op, KV_OK);
 }
 
 static atomic_int answered[16];
