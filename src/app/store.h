@@ -11,6 +11,10 @@
  *    mtime_ms: the Last-Modified of the API), never earlier than the
  *    key's previous one.
  *  - All functions are thread-safe and called from HTTP worker threads.
+ *  - Writes are owned ops (kv_op) with one completion callback; submit
+ *    never blocks on an fsync or a network round trip (SQLite: the
+ *    group-commit writer; PostgreSQL: a bounded completion pool; the
+ *    Redis cache forwards to its backend and invalidates on completion).
  *  - KV_UNAVAILABLE means "the backend cannot answer now" (maps to 503);
  *    KV_ERROR is anything else unexpected (500).
  */

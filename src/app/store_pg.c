@@ -1,28 +1,18 @@
 /* store_pg: the PostgreSQL backend. See store_pg.h for the promises.
  *
- * Decision: blocking calls on the HTTP worker thread, bounded by a deadline
- * and by the pool, rather than libpq's async API with engine suspend/resume.
- * Measured on the 2-core build machine (release build, wrk -t2 -c32, 1,000
- * random keys, PostgreSQL 15 on the same host, other jobs running: +-30 %):
- *   local PostgreSQL, pool 10/16   GET 19-27k req/s, PUT 4.4-7.3k req/s for
- *                                  2, 8, 16 or 32 workers: CPU-bound (hale
- *                                  26-31 us CPU per GET, 40-50 us per PUT),
- *                                  the worker count does not matter
- *   ~1 ms to the database (a delay GET 777 / 1,456 / 2,663 req/s with 2 / 4 / 8
- *   proxy, 0.5 ms each way)        workers (16: 2,744, the proxy's own limit):
- *                                  throughput = workers / round trip, so a
- *                                  blocked worker costs exactly one thread
- *   memory                         RSS 11.5 MiB at 2 workers, 11.9 at 16,
- *                                  13.0 at 64: ~30 KiB per extra worker
- * So the async design would buy what `server.workers >= database.
- * max_connections` buys for ~30 KiB a thread, while it needs suspend/resume
- * in the engine adapter (http.h has none), an event-loop thread for the
- * libpq sockets and a callback-style store interface. Known costs of this
- * choice: a worker blocked on the database also delays the other
- * connections its event loop serves, and with the default worker count
- * (CPU count) a slow database caps throughput at workers / latency. Hence:
- * with PostgreSQL, run at least as many workers as pool connections (the
- * outage tests use 8); the admin listener keeps health probes independent.
+ * Decision: the calls themselves are blocking libpq calls bounded by a
+ * deadline and by the pool. Reads (get/list) run on the HTTP worker; writes
+ * (submit: PUT, DELETE) are queued to a completion pool of one thread per
+ * pooled connection (store_async.h, queue of 64 per connection; a full
+ * queue answers KV_UNAVAILABLE at once), which answers the suspended
+ * request, so no HTTP worker waits on a write's round trip. Time in the
+ * queue counts against the op's deadline (op_deadline_ns). Before this,
+ * measured on the 2-core build machine (release, wrk -t2 -c32, PostgreSQL
+ * on the same host): GET 19-27k req/s, PUT 4.4-7.3k req/s, CPU-bound; with
+ * ~1 ms to the database, throughput = workers / round trip, so a blocked
+ * worker cost one thread and delayed the other connections of its event
+ * loop. libpq's own async API would need an event-loop thread for the
+ * libpq sockets; the completion pool keeps the deadline code as it is.
  *
  * How a call stays bounded: the pool wait, connect and query share one
  * deadline (statement_timeout + KV_PG_GRACE_MS). Sockets are non-blocking

@@ -257,6 +257,41 @@ static void test_deadline_and_breaker(void **st) {
     kv_store_close(s);
 }
 
+/* Submitted writes (the API's path) keep the deadline from their submit,
+ * time queued behind the completion threads included. */
+static atomic_int async_left;
+static _Atomic uint64_t async_worst_ns;
+static void async_done(kv_op *op) {
+    uint64_t took = hale_now_ns() - op->submit_ns;
+    uint64_t w = atomic_load(&async_worst_ns);
+    while (took > w && !atomic_compare_exchange_weak(&async_worst_ns, &w, took)) {}
+    if (op->st == KV_UNAVAILABLE) atomic_fetch_sub(&async_left, 1);
+    else atomic_fetch_sub(&async_left, 1000); /* anything else is wrong */
+    kv_op_free(op);
+}
+
+static void test_async_writes_keep_the_deadline(void **st) {
+    (void)st;
+    SKIP_WITHOUT_PG();
+    kv_store *s = open_ok(2, 300);
+    assert_int_equal(put(s, "k", "v", NULL, NULL, NULL), KV_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql, "BEGIN; LOCK TABLE %s.kv IN ACCESS EXCLUSIVE MODE", schema);
+    admin_exec(sql);
+    atomic_store(&async_left, 6);
+    atomic_store(&async_worst_ns, 0);
+    for (int i = 0; i < 6; i++) { /* 3 per completion thread */
+        kv_op *op = i % 2 ? kv_op_new_del("k", 1, NULL, async_done, NULL)
+                          : kv_op_new_put("k", 1, "x", 1, "text/plain", NULL, async_done, NULL);
+        kv_store_submit(s, op);
+    }
+    for (int i = 0; i < 1000 && atomic_load(&async_left) > 0; i++) usleep(10000); /* liveness: 10 s */
+    admin_exec("ROLLBACK");
+    assert_int_equal(atomic_load(&async_left), 0);
+    assert_true(atomic_load(&async_worst_ns) / 1000000u <= 300 + KV_PG_GRACE_MS + 150);
+    kv_store_close(s);
+}
+
 /* The pool never holds more than max_connections, whatever the threads. */
 static kv_store *shared;
 static void *reader(void *arg) {
@@ -381,6 +416,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cas_increments_are_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_after_backends_are_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_and_breaker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_writes_keep_the_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_fails_fast_without_password, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hung_server_connect_deadline, setup, teardown),
