@@ -40,7 +40,7 @@ kv_async *kv_async_new(unsigned threads, unsigned capacity, kv_async_run run, vo
     a->run = run;
     a->ctx = ctx;
     a->cap = capacity ? capacity : 1;
-    a->ring = xcalloc(a->cap, sizeof *a->ring);
+    a->ring = xcalloc(a->cap, sizeof(kv_op *));
     a->threads = xcalloc(threads ? threads : 1, sizeof *a->threads);
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->have_work, NULL);

@@ -82,6 +82,8 @@ kv_status kv_store_run(kv_store *s, kv_op *op) {
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     op->done = wake;
+    /* w outlives the op's use of it: we wait for done below */
+    // cppcheck-suppress autoVariables
     op->arg = &w;
     kv_store_submit(s, op);
     pthread_mutex_lock(&w.mu);
@@ -89,5 +91,7 @@ kv_status kv_store_run(kv_store *s, kv_op *op) {
     pthread_mutex_unlock(&w.mu);
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
+    op->done = NULL;
+    op->arg = NULL;
     return op->st;
 }
