@@ -34,6 +34,10 @@ suite e2e env HALE_BIN=build/debug/hale /usr/bin/python3 -m pytest -q tests/e2e 
 # pg-ha): sync loses no acknowledged write, async reports its loss (R: F3);
 # e2e-asan runs it too
 suite failover env HALE_BIN=build/debug/hale /usr/bin/python3 -m pytest -q tests/e2e/test_failover.py
+# sd_notify, socket activation and the shipped units, without systemd as
+# PID 1 (R: R5): a NOTIFY_SOCKET listener, systemd-socket-activate, a parent
+# that restarts hale on one socket, systemd-analyze verify/security
+suite systemd env HALE_BIN=build/debug/hale /usr/bin/python3 -m pytest -q tests/systemd
 # the key-value suite again on PostgreSQL and on PostgreSQL + Redis
 suite e2e-backends env HALE_BIN=build/debug/hale HALE_BACKENDS="pg pg+redis" scripts/test-backends.sh \
   tests/e2e/test_kv_api.py tests/e2e/test_http_cache.py tests/e2e/test_secrets_leak.py tests/e2e/test_auth.py
@@ -52,6 +56,7 @@ suite build-asan build asan
 suite build-checks /usr/bin/python3 -m pytest -q tests/build
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e
+suite systemd-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/systemd
 suite build-tsan build tsan
 suite unit-tsan bash -c 'cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure'
 # the threaded parts: concurrent requests, auth reloads, drain, shedding

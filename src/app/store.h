@@ -16,7 +16,8 @@
  *    group-commit writer; PostgreSQL: a bounded completion pool; the
  *    Redis cache forwards to its backend and invalidates on completion).
  *  - KV_UNAVAILABLE means "the backend cannot answer now" (maps to 503);
- *    KV_ERROR is anything else unexpected (500).
+ *    KV_FULL "no space left for this write" (507); KV_ERROR is anything
+ *    else unexpected (500). None of them ever means the write happened.
  */
 #ifndef APP_STORE_H
 #define APP_STORE_H
@@ -34,6 +35,7 @@ typedef enum {
     KV_PRECONDITION,   /* If-Match / If-None-Match failed */
     KV_UNAVAILABLE,
     KV_ERROR,
+    KV_FULL,           /* the disk is full (ENOSPC): 507 */
 } kv_status;
 
 typedef struct kv_cond {
@@ -97,7 +99,8 @@ typedef struct kv_store_ops {
      * *more is set when further keys exist. */
     kv_status (*list)(kv_store *s, const char *prefix, size_t plen, const char *after,
                       size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more);
-    /* A cheap liveness query for the readiness check: 0 ok, -1 with err. */
+    /* A cheap liveness query for the readiness check: 0 ok, -1 with err;
+     * 1 with err: answers, but degraded (e.g. reads work, writes fail). */
     int (*ping)(kv_store *s, char *err, size_t errlen);
     void (*close)(kv_store *s);
     /* The asynchronous write path (the HTTP handlers use only this): takes
