@@ -15,9 +15,9 @@ define cmake_build
 	@scripts/build.sh $(1)
 endef
 
-.PHONY: build-times upx soak
+.PHONY: build-times upx soak sqlite
 .PHONY: help deps test-deps build release minsize native debug asan tsan run test \
-        test-unit test-e2e test-asan test-tsan soak toml-test lint format size fuzz fuzz-short \
+        test-unit test-e2e test-asan test-tsan soak coverage toml-test lint format size fuzz fuzz-short \
         bench k8s-check image test-image clean
 
 help: ## list the targets
@@ -50,6 +50,9 @@ asan: deps ## ASan+UBSan build with test hooks: build/asan/hale
 tsan: deps ## TSan build with test hooks: build/tsan/hale
 	$(call cmake_build,tsan)
 
+sqlite: deps ## SQLite-only build (no libpq, no hiredis; the sqlite image's): build/sqlite/hale
+	$(call cmake_build,sqlite)
+
 run: release ## build and start hale on 0.0.0.0:8080 with SQLite at ./data/hale.db
 	@mkdir -p data
 	exec build/release/hale
@@ -70,6 +73,9 @@ test-asan: asan ## unit + e2e suites on the ASan+UBSan build
 test-tsan: tsan ## threaded unit tests and the threaded e2e parts on TSan
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure
 	HALE_BIN=build/tsan/hale $(PYTEST) -q $(TSAN_E2E)
+
+coverage: test-deps ## line and branch coverage per module of src/ (unit, e2e, toml corpus on build/coverage)
+	@scripts/coverage.sh
 
 toml-test: debug ## run the TOML decoder against the toml-test suite
 	$(SHARED)/tools/toml-test-run "$(CURDIR)/build/debug/toml_decoder"

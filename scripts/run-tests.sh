@@ -41,6 +41,9 @@ suite systemd env HALE_BIN=build/debug/hale /usr/bin/python3 -m pytest -q tests/
 # the key-value suite again on PostgreSQL and on PostgreSQL + Redis
 suite e2e-backends env HALE_BIN=build/debug/hale HALE_BACKENDS="pg pg+redis" scripts/test-backends.sh \
   tests/e2e/test_kv_api.py tests/e2e/test_http_cache.py tests/e2e/test_secrets_leak.py tests/e2e/test_auth.py
+# line and branch coverage of src/ (unit + e2e on build/coverage): prints
+# the totals, fails when a module falls below tests/coverage-floor.txt (R: T3)
+suite coverage scripts/coverage.sh --check
 toml_test() {
   local tool="${SHARED:-../shared}/tools/toml-test-run"
   [[ -x $tool ]] || { echo "toml-test: $tool not found"; return 1; }
@@ -53,6 +56,8 @@ suite build-release build release
 suite build-minsize build minsize
 suite build-native build native
 suite build-asan build asan
+# the SQLite-only build of the sqlite image (tests/build/test_sqlite_only.py)
+suite build-sqlite build sqlite
 suite build-checks /usr/bin/python3 -m pytest -q tests/build
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e
