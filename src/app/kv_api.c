@@ -398,8 +398,7 @@ static void h_put(hale_req *r, void *arg) {
     if (!store) goto out;
     kv_cond c;
     if (!write_cond(r, store, &key, false, &c)) goto out;
-    /* the store answers from its own thread (one SQLite commit serves
-     * every waiting PUT); no worker waits for the fsync or the database */
+    /* answered from the store's thread: no worker waits for an fsync */
     kv_op *op = kv_op_new_put(key.data, key.len, val, vlen, ctype, &c, put_done, r);
     hale_req_suspend(r);
     kv_store_submit(store, op);
