@@ -357,8 +357,7 @@ static void put_answer(hale_req *r, kv_status st, int64_t version, bool created)
     }
 }
 
-/* Runs on the store's completion thread once the write is durable (or
- * failed): answers the suspended request and resumes it. */
+/* On the store's thread once the write is durable (or failed): answers, resumes. */
 static void put_done(kv_op *op) {
     put_answer(op->arg, op->st, op->version, op->created);
     hale_req_resume(op->arg);
