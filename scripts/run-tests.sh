@@ -25,6 +25,8 @@ services_up() {
   out=$(scripts/services.sh start) && eval "$out"
 }
 trap 'scripts/services.sh stop all >/dev/null 2>&1' EXIT
+# a test that needs a server fails without its URL (never skipped here)
+export HALE_REQUIRE_SERVICES=1
 suite services services_up
 suite build-debug build debug
 suite unit bash -c 'cd build/debug && ctest --output-on-failure'

@@ -35,6 +35,7 @@ typedef struct fake {
     int64_t next;
     atomic_int gets, puts;
     void (*mid_get)(struct fake *f); /* runs after the value was read */
+    void (*pre_submit)(struct fake *f); /* async path: before the write */
 } fake;
 
 static int find(fake *f, const char *k, size_t n) {
@@ -111,6 +112,21 @@ static void f_close(kv_store *s) {
 static const kv_store_ops FAKE_OPS = {
     .name = "fake", .get = f_get, .put = f_put, .del = f_del,
     .list = f_list, .ping = f_ping, .close = f_close,
+};
+
+/* The asynchronous entry: runs the hook, writes, then answers. */
+static void f_submit(kv_store *s, kv_op *op) {
+    fake *f = (fake *)s;
+    if (f->pre_submit) f->pre_submit(f);
+    kv_status st = op->kind == KV_OP_PUT
+        ? f_put(s, op->key, op->klen, op->val, op->vlen, op->ctype, &op->cond, &op->version, &op->created)
+        : f_del(s, op->key, op->klen, &op->cond);
+    kv_op_finish(op, st);
+}
+
+static const kv_store_ops FAKE_ASYNC_OPS = {
+    .name = "fake-async", .get = f_get, .put = f_put, .del = f_del,
+    .list = f_list, .ping = f_ping, .close = f_close, .submit = f_submit,
 };
 
 static fake *fake_new(void) {
@@ -258,6 +274,56 @@ static void test_stale_fill_is_refused(void **st) {
     kv_cache_stats s = stats(c);
     assert_int_equal(s.fill_conflicts, 1);
     assert_int_equal(s.hits, 1);
+    kv_store_close(c);
+}
+
+/* The asynchronous path (kv_store_submit, as the API writes): a reader
+ * that refills the old value while the write is on its way (after the
+ * first delete, before the backend's commit) is cleaned up by the delete
+ * in the completion path, before the writer's own callback runs. */
+static kv_store *async_cache;
+static char seen[64];
+static void read_midway(fake *f) {
+    f->pre_submit = NULL;
+    kv_item it = {0};
+    if (async_cache->ops->get(async_cache, "k", 1, &it) == KV_OK) /* fills the cache with "old" */
+        snprintf(seen, sizeof seen, "refilled:%s", it.value);
+    free(it.value);
+}
+
+static void read_in_done(kv_op *op) {
+    kv_item it = {0};
+    kv_status st = async_cache->ops->get(async_cache, "k", 1, &it);
+    snprintf(seen, sizeof seen, "%s", st == KV_OK ? it.value : st == KV_NOT_FOUND ? "(none)" : "(error)");
+    free(it.value);
+    atomic_store((atomic_int *)op->arg, (int)op->st + 100);
+    kv_op_free(op);
+}
+
+/* The completion runs on another thread: wait for it (liveness bound). */
+static kv_status wait_done(atomic_int *res) {
+    for (int i = 0; i < 10000 && !atomic_load(res); i++) usleep(1000);
+    int v = atomic_exchange(res, 0);
+    return v ? (kv_status)(v - 100) : KV_ERROR;
+}
+
+static void test_async_writes_invalidate_before_answering(void **st) {
+    (void)st;
+    fake *f = fake_new();
+    f->base.ops = &FAKE_ASYNC_OPS;
+    kv_store *c = async_cache = open_cache(f, redis_url);
+    put(c, "k", "old");
+    expect(c, "k", "old");
+    f->pre_submit = read_midway;
+    atomic_int res = 0;
+    kv_store_submit(c, kv_op_new_put("k", 1, "new", 3, "text/plain", NULL, read_in_done, &res));
+    assert_int_equal(wait_done(&res), KV_OK);
+    assert_string_equal(seen, "new"); /* never the refilled "old" */
+    expect(c, "k", "new");
+    f->pre_submit = read_midway;
+    kv_store_submit(c, kv_op_new_del("k", 1, NULL, read_in_done, &res));
+    assert_int_equal(wait_done(&res), KV_OK);
+    assert_string_equal(seen, "(none)");
     kv_store_close(c);
 }
 
@@ -471,6 +537,7 @@ int main(void) {
         cmocka_unit_test_setup(test_first_call_is_a_read, setup),
         cmocka_unit_test_setup(test_writes_invalidate, setup),
         cmocka_unit_test_setup(test_stale_fill_is_refused, setup),
+        cmocka_unit_test_setup(test_async_writes_invalidate_before_answering, setup),
         cmocka_unit_test_setup(test_refused_connection_opens_breaker, setup),
         cmocka_unit_test_setup(test_wrong_password, setup),
         cmocka_unit_test_setup(test_hang_then_recovery_replays_deletes, setup),
