@@ -294,6 +294,14 @@ static void test_unconditional_delete_of_a_replaced_row(void **st) {
     kv_store_close(s);
 }
 
+/* R: A6 - the statements are looked up by name; an unknown one is NULL */
+static void test_statement_lookup(void **st) {
+    (void)st;
+    assert_non_null(kv_pg_statement_sql("hale_put"));
+    assert_non_null(strstr(kv_pg_statement_sql("hale_put"), "nextval"));
+    assert_null(kv_pg_statement_sql("no_such_statement"));
+}
+
 int main(void) {
     base_url = service_env_url("HALE_TEST_PG_URL");
     if (!base_url) return service_env_missing("HALE_TEST_PG_URL is unset");
@@ -306,6 +314,7 @@ int main(void) {
         PQclear(PQexec(admin, "SET client_min_messages = warning"));
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_statement_lookup),
         cmocka_unit_test_setup_teardown(test_recipe_unconditional_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recipe_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recipe_if_match_any, setup, teardown),
