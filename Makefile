@@ -7,6 +7,8 @@ SHARED ?= $(abspath ../shared)
 PYTEST := /usr/bin/python3 -m pytest
 # the e2e files the TSan build runs, one list for here and scripts/run-tests.sh
 TSAN_E2E := $(shell sed 's/\#.*//' tests/e2e/tsan-suites.txt)
+PREFIX ?= /usr/local
+DESTDIR ?=
 export SHARED CMAKE JOBS
 
 # build/<variant>: scripts/build.sh (shared with scripts/run-tests.sh) keeps
@@ -18,7 +20,7 @@ endef
 .PHONY: build-times upx
 .PHONY: help deps test-deps build release minsize native debug asan tsan run test \
         test-unit test-e2e test-asan test-tsan toml-test lint format size fuzz fuzz-short \
-        bench k8s-check image test-image clean
+        bench k8s-check image test-image clean install abi-check abi-baseline
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,6 +55,15 @@ tsan: deps ## TSan build with test hooks: build/tsan/hale
 run: release ## build and start hale on 0.0.0.0:8080 with SQLite at ./data/hale.db
 	@mkdir -p data
 	exec build/release/hale
+
+install: release ## install bin/hale, libhale.so.0/.a, include/hale, hale.pc, CMake package into $(DESTDIR)$(PREFIX)
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install build/release --prefix "$(PREFIX)"
+
+abi-check: ## build libhale (debug) and compare its ABI with abi/libhale.so.0.abi (abidiff)
+	@scripts/abi-check.sh
+
+abi-baseline: ## rewrite abi/libhale.so.N.abi from the current sources (after a deliberate ABI change)
+	@scripts/abi-check.sh --update
 
 test: test-deps ## install test deps, build, run every suite (ends with a summary line)
 	@scripts/run-tests.sh

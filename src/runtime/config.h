@@ -41,6 +41,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 /* Exit status for configuration errors (sysexits EX_CONFIG; R: L3). */
 #ifndef HALE_EXIT_CONFIG
 #define HALE_EXIT_CONFIG 78
@@ -138,5 +141,7 @@ void hale_cfg_print(const hale_cfg *cfg, FILE *out);
 void hale_cfg_print_diags(const hale_cfg *cfg, FILE *out);
 /* The README settings table (Markdown): name, type, default, env, help. */
 void hale_cfg_markdown_table(const hale_cfg *cfg, FILE *out);
+
+#pragma GCC visibility pop
 
 #endif

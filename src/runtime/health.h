@@ -28,6 +28,9 @@
 #include "http.h"
 #include "router.h"
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 typedef enum {
     HALE_AVAIL_STARTING = 0,
     HALE_AVAIL_READY,
@@ -87,5 +90,7 @@ int hale_health_register(hale_health *h, hale_router *r, char *err, size_t errle
  * /health answers statuses only (hale_health_render_status_json), since
  * error text names the database host, port and user. */
 int hale_health_register_public(hale_health *h, hale_router *r, char *err, size_t errlen);
+
+#pragma GCC visibility pop
 
 #endif

@@ -49,6 +49,9 @@
 #include "router.h"
 #include "util.h"
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 typedef struct hale_req hale_req;
 typedef struct hale_http_server hale_http_server;
 
@@ -198,5 +201,7 @@ void hale_resp_error(hale_req *r, int status, const char *error, const char *det
 int hale_resp_header(hale_req *r, const char *name, const char *value);
 /* True once a response was set. */
 bool hale_resp_is_set(const hale_req *r);
+
+#pragma GCC visibility pop
 
 #endif

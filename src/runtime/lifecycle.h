@@ -24,6 +24,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 #define HALE_EXIT_OK 0
 #define HALE_EXIT_FATAL 1
 #define HALE_EXIT_FORCED 1
@@ -55,5 +58,7 @@ bool hale_wait_shutdown(uint64_t ms);
 /* Exponential backoff with full jitter: the delay before retry `attempt`
  * (0-based) is uniform in [base/2, min(max, base * 2^attempt)]. */
 uint64_t hale_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms);
+
+#pragma GCC visibility pop
 
 #endif

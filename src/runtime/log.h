@@ -46,6 +46,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 /* Lower value = more severe. An event is written when its level is <= the
  * threshold of its target. */
 typedef enum hale_log_level {
@@ -170,5 +173,7 @@ bool hale_log_key_sensitive(const char *key);
 
 /* "error", "warn", ... for a valid level, "?" otherwise. */
 const char *hale_log_level_name(hale_log_level lvl);
+
+#pragma GCC visibility pop
 
 #endif

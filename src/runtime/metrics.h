@@ -46,6 +46,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 #define HALE_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 typedef struct hale_metrics hale_metrics;     /* the registry */
@@ -137,5 +140,7 @@ void hale_metrics_register_build_info(hale_metrics *reg, const char *version,
 /* hale_log_lines_truncated_total and hale_log_lines_dropped_total, from
  * hale_log_counters(). */
 void hale_metrics_register_log(hale_metrics *reg);
+
+#pragma GCC visibility pop
 
 #endif

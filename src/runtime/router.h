@@ -15,6 +15,9 @@
 
 #include <stddef.h>
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 #define HALE_ROUTE_MAX_PARAMS 4
 
 /* Route flags. */
@@ -71,5 +74,7 @@ hale_match_result hale_router_match(const hale_router *r, const char *method,
 /* Number of registered routes; route i for metrics pre-registration. */
 size_t hale_router_count(const hale_router *r);
 const hale_route *hale_router_route(const hale_router *r, size_t i);
+
+#pragma GCC visibility pop
 
 #endif

@@ -25,6 +25,9 @@
 #include "metrics.h"
 #include "router.h"
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
 typedef struct hale_service hale_service;
 
 typedef struct hale_service_def {
@@ -65,5 +68,7 @@ extern const size_t hale_runtime_nsettings;
 
 /* Fills listener options from the loaded settings. */
 void hale_service_http_opts(const hale_cfg *cfg, hale_http_opts *o);
+
+#pragma GCC visibility pop
 
 #endif

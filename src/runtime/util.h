@@ -20,11 +20,18 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
+#ifdef HALE_IN_TREE
+/* In-tree only (hale's own sources define HALE_IN_TREE): not part of the
+ * installed API, and not exported by libhale.so. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+#endif
 
 /* Abort with a message: for impossible states only. */
 _Noreturn void hale_panic_at(const char *file, int line, const char *fmt, ...)
@@ -69,5 +76,7 @@ void hale_buf_printf(hale_buf *b, const char *fmt, ...)
 /* Append s as JSON string contents (no surrounding quotes): escapes quotes,
  * backslash, control characters; invalid UTF-8 bytes become U+FFFD. */
 void hale_buf_json_escape(hale_buf *b, const char *s, size_t n);
+
+#pragma GCC visibility pop
 
 #endif
