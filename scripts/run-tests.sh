@@ -44,6 +44,11 @@ suite build-minsize build minsize
 suite build-native build native
 suite build-asan build asan
 suite build-checks /usr/bin/python3 -m pytest -q tests/build
+# libhale (R: R1-R3): the ABI against abi/libhale.so.0.abi; make install
+# into a temp prefix, the example built out of tree both ways, Doxygen over
+# the installed headers, abidiff failing on tweaked copies
+suite abi-check scripts/abi-check.sh
+suite lib /usr/bin/python3 -m pytest -q tests/lib
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e
 suite build-tsan build tsan
