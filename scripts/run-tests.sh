@@ -64,6 +64,9 @@ if [[ -d tests/k8s ]] && ls tests/k8s/test_*.py >/dev/null 2>&1; then
   suite k8s-tests /usr/bin/python3 -m pytest -q tests/k8s
 fi
 suite test-image scripts/test-image.sh
+# the Debian packages (R: R4): dpkg-buildpackage, lintian, installed and run
+# in a fresh container of the local Debian base
+suite deb /usr/bin/python3 -m pytest -q tests/deb
 if [[ -x scripts/fuzz.sh ]]; then
   suite fuzz-short scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 fi
