@@ -38,6 +38,18 @@ target_link_libraries(hale_shared PRIVATE Threads::Threads m)
 
 add_library(hale_static STATIC $<TARGET_OBJECTS:hale_lib_obj>)
 set_target_properties(hale_static PROPERTIES OUTPUT_NAME hale EXPORT_NAME hale_static)
+# libhale.a as one relocatable object whose hidden symbols are made local
+# (ld -r, objcopy --localize-hidden): a static user then sees the same
+# global names as libhale.so's users (the public hale_* API), and an
+# internal name (xmalloc, toml_parse...) can never clash with its own.
+add_custom_command(TARGET hale_static POST_BUILD
+  COMMAND ${CMAKE_LINKER} -r -o libhale-all.o $<TARGET_OBJECTS:hale_lib_obj>
+  COMMAND ${CMAKE_OBJCOPY} --localize-hidden libhale-all.o
+  COMMAND ${CMAKE_COMMAND} -E rm -f $<TARGET_FILE:hale_static>
+  COMMAND ${CMAKE_AR} rcs $<TARGET_FILE:hale_static> libhale-all.o
+  COMMAND ${CMAKE_COMMAND} -E rm -f libhale-all.o
+  WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
+  COMMAND_EXPAND_LISTS VERBATIM)
 target_link_libraries(hale_static INTERFACE Threads::Threads m)
 
 foreach(t hale_shared hale_static)

@@ -21,18 +21,18 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-/* exported by libhale.so (the rest of the library is hidden) */
-#pragma GCC visibility push(default)
-
 #ifdef HALE_IN_TREE
 /* In-tree only (hale's own sources define HALE_IN_TREE): not part of the
- * installed API, and not exported by libhale.so. */
+ * installed API, and hidden in libhale (declared before the visibility push). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 #endif
+
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
 
 /** Abort with a message: for impossible states only. */
 _Noreturn void hale_panic_at(const char *file, int line, const char *fmt, ...)

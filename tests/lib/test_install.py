@@ -70,6 +70,24 @@ def test_soname_and_exports(prefix):  # R: R1
         assert internal not in names
 
 
+def global_defined(path, dynamic):
+    out = run("nm", "-D" if dynamic else "-g", "--defined-only", path)
+    names = set()
+    for l in out.splitlines():
+        parts = l.split()
+        if len(parts) >= 3:
+            names.add(re.sub(r"@.*", "", parts[2]))
+    return names - {"HALE_0"}
+
+
+def test_static_library_exports_what_the_shared_one_does(prefix):  # R: R1
+    """libhale.a's hidden symbols are local: its global names are exactly
+    libhale.so.0's, so xmalloc, toml_* or internal hale_* never clash."""
+    a = global_defined(os.path.join(prefix, "lib/libhale.a"), dynamic=False)
+    so = global_defined(os.path.join(prefix, "lib/libhale.so.0"), dynamic=True)
+    assert a == so, "only in .a: %s; only in .so: %s" % (sorted(a - so), sorted(so - a))
+
+
 def test_static_library_links_alone(prefix, workdir):  # R: R1
     """A program linked with libhale.a runs without libhale.so."""
     src = os.path.join(workdir, "static.c")
