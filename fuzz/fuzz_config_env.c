@@ -22,12 +22,12 @@
 #include "util.h"
 
 static const hale_setting table[] = {
-    {"server.port", HALE_SETTING_INT, "8080", 1, 65535, NULL, "PORT", 0, "port"},
-    {"database.url", HALE_SETTING_STRING, "", 0, 0, NULL, "DATABASE_URL", HALE_SETTING_SECRET, "db"},
-    {"log.level", HALE_SETTING_ENUM, "info", 0, 0, "error|warn|info|debug|trace", "LOG_LEVEL", 0, ""},
-    {"server.timeout", HALE_SETTING_DURATION, "5s", 0, 3600000, NULL, "TIMEOUT", 0, ""},
-    {"metrics.enabled", HALE_SETTING_BOOL, "true", 0, 0, NULL, "METRICS", 0, ""},
-    {"auth.pin", HALE_SETTING_INT, "0", 0, 0, NULL, "AUTH_PIN", HALE_SETTING_SECRET, ""},
+    {"server.port", HALE_SETTING_INT, "8080", 1, 65535, NULL, "PORT", 0, "port", HALE_NO_FIELD},
+    {"database.url", HALE_SETTING_STRING, "", 0, 0, NULL, "DATABASE_URL", HALE_SETTING_SECRET, "db", HALE_NO_FIELD},
+    {"log.level", HALE_SETTING_ENUM, "info", 0, 0, "error|warn|info|debug|trace", "LOG_LEVEL", 0, "", HALE_NO_FIELD},
+    {"server.timeout", HALE_SETTING_DURATION, "5s", 0, 3600000, NULL, "TIMEOUT", 0, "", HALE_NO_FIELD},
+    {"metrics.enabled", HALE_SETTING_BOOL, "true", 0, 0, NULL, "METRICS", 0, "", HALE_NO_FIELD},
+    {"auth.pin", HALE_SETTING_INT, "0", 0, 0, NULL, "AUTH_PIN", HALE_SETTING_SECRET, "", HALE_NO_FIELD},
 };
 static const char *secret_names[] = {"database-url", "port", "log-level", "timeout", "metrics",
                                      "auth-pin"};

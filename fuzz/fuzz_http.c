@@ -16,7 +16,8 @@
 #include "http.h"
 #include "kv_api.h"
 #include "router.h"
-#include "store.h"
+#include "service.h"
+#include "store_sqlite.h"
 
 static hale_http_server *srv;
 
@@ -33,13 +34,14 @@ static void setup(void) {
     hale_health *h = hale_health_new(NULL, NULL);
     if (kv_api_register(&api, r, err, sizeof err) || hale_health_register(h, r, err, sizeof err)) abort();
     hale_health_set_started(h);
-    hale_http_opts o;
-    hale_http_opts_default(&o);
+    hale_service_opts so;
+    hale_service_opts_get(NULL, &so);
+    hale_http_opts o = so.main;
     o.host = "127.0.0.1";
     o.port = 0;
     o.workers = 1;
     o.max_body_bytes = 4096;
-    o.idle_timeout_s = 1;
+    o.idle_timeout_ms = 1000;
     srv = hale_http_start(&o, r, NULL, err, sizeof err);
     if (!srv) { fprintf(stderr, "%s\n", err); abort(); }
 }

@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# Regenerates the generated parts of README.md (the settings table) from
-# the binary's own settings declarations. `--check` exits 1 when README.md
-# is stale instead of writing it (run by the tests).
+# Regenerates what is generated from the binary's own settings
+# declarations: the README settings table, config/default.toml and its
+# copy in the Kubernetes kit (deploy/k8s/base/shared/config/default.toml),
+# both `hale config --toml`. `--check` exits 1 when one is stale instead of
+# writing it (run by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
 bin=${HALE_BIN:-build/debug/hale}
 table=$(env -i PATH="$PATH" HALE_CONFIG_DIR="$PWD/config" "$bin" config --markdown)
-python3 - "$table" "${1:-}" <<'PY'
+toml=$(env -i PATH="$PATH" HALE_CONFIG_DIR="$PWD/config" "$bin" config --toml)
+python3 - "$table" "$toml" "${1:-}" <<'PY'
 import sys
-table, mode = sys.argv[1], sys.argv[2]
+table, toml, mode = sys.argv[1], sys.argv[2] + "\n", sys.argv[3]
 text = open("README.md").read()
 b, e = "<!-- settings:begin -->\n", "<!-- settings:end -->"
 head, rest = text.split(b, 1)
 _, tail = rest.split(e, 1)
-new = head + b + table.rstrip("\n") + "\n" + e + tail
+want = {"README.md": head + b + table.rstrip("\n") + "\n" + e + tail,
+        "config/default.toml": toml,
+        "deploy/k8s/base/shared/config/default.toml": toml}
+stale = [p for p, new in want.items() if open(p).read() != new]
 if mode == "--check":
-    if new != text:
-        print("README.md settings table is stale: run scripts/gen-readme.sh")
+    for p in stale:
+        print(f"{p} is stale: run scripts/gen-readme.sh")
+    if stale:
         sys.exit(1)
-    print("README.md settings table is current")
+    print("README.md settings table and default.toml files are current")
 else:
-    open("README.md", "w").write(new)
+    for p in stale:
+        open(p, "w").write(want[p])
+        print(f"wrote {p}")
 PY

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 build=(build-essential cmake ninja-build pkg-config libsqlite3-dev
-       libpq-dev libhiredis-dev ccache mold curl)
+       libpq-dev libhiredis-dev nettle-dev ccache mold curl)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-yaml clang
       libclang-rt-14-dev clang-tidy clang-format cppcheck shellcheck prometheus haproxy
       postgresql redis-server sqlite3 valgrind strace docker-registry docker-compose

@@ -32,15 +32,15 @@
 
 static const hale_setting settings[] = {
     {"shortener.base_url", HALE_SETTING_STRING, "http://localhost:8080", 0, 0, NULL,
-     "SHORTENER_BASE_URL", 0, "Prefix of the short links handed out (no trailing slash)."},
+     "SHORTENER_BASE_URL", 0, "Prefix of the short links handed out (no trailing slash).", HALE_NO_FIELD},
     {"shortener.max_links", HALE_SETTING_INT, "10000", 1, 1000000, NULL, NULL, 0,
-     "Links kept in memory; a POST past it answers 507."},
+     "Links kept in memory; a POST past it answers 507.", HALE_NO_FIELD},
     {"shortener.code_length", HALE_SETTING_INT, "7", 4, 16, NULL, NULL, 0,
-     "Characters of a short code (base 62)."},
+     "Characters of a short code (base 62).", HALE_NO_FIELD},
     {"shortener.max_url_bytes", HALE_SETTING_INT, "2048", 16, 65536, NULL, NULL, 0,
-     "Longest URL accepted (400 past it)."},
+     "Longest URL accepted (400 past it).", HALE_NO_FIELD},
     {"shortener.write_delay", HALE_SETTING_DURATION, "0ms", 0, 60000, NULL, NULL, 0,
-     "Time the writer takes per link (stands in for a slow store)."},
+     "Time the writer takes per link (stands in for a slow store).", HALE_NO_FIELD},
 };
 
 typedef struct short_link {
@@ -366,7 +366,6 @@ static int start(hale_service *svc, void *arg) {
         return -1;
     }
     a->writer_running = true;
-    hale_health_recheck(hale_service_health(svc));
     HALE_LOG(HALE_LOG_INFO, "shortener", "writer started", HALE_F_STR("base_url", a->base_url),
              HALE_F_UINT("max_links", a->max_links));
     return 0;

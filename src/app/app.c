@@ -1,6 +1,7 @@
 /* app: see app.h. */
 #include "app.h"
 #include "backends.h"
+#include "copy.h"
 #include "kv_api.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -11,42 +12,50 @@
 #include <stdio.h>
 #include <string.h>
 
-#define D(n, def, lo, hi, help) {n, HALE_SETTING_DURATION, def, lo, hi, NULL, NULL, 0, help}
+/* Each setting with the app_store_cfg field it fills (hale_cfg_bind). */
+#define F(member) HALE_FIELD(app_store_cfg, member)
+#define D(n, def, lo, hi, field, help) {n, HALE_SETTING_DURATION, def, lo, hi, NULL, NULL, 0, help, field}
+#define I(n, def, lo, hi, field, help) {n, HALE_SETTING_INT, def, lo, hi, NULL, NULL, 0, help, field}
+#define B(n, def, field, help) {n, HALE_SETTING_BOOL, def, 0, 0, NULL, NULL, 0, help, field}
 
 static const hale_setting app_settings[] = {
     {"database.url", HALE_SETTING_STRING, "", 0, 0, NULL, "DATABASE_URL", HALE_SETTING_SECRET,
-     "postgres://user:pass@host/db selects PostgreSQL; empty means SQLite at database.sqlite_path."},
-    {"database.require_url", HALE_SETTING_BOOL, "false", 0, 0, NULL, NULL, 0,
-     "When true, no database URL is a configuration error (exit 78) instead of SQLite: for replicated deployments."},
+     "postgres://user:pass@host/db selects PostgreSQL; empty means SQLite at database.sqlite_path.",
+     F(database_url)},
+    B("database.require_url", "false", HALE_NO_FIELD,
+      "When true, no database URL is a configuration error (exit 78) instead of SQLite: for replicated deployments."),
     {"database.sqlite_path", HALE_SETTING_STRING, "./data/hale.db", 0, 0, NULL, NULL, 0,
-     "SQLite file (WAL, synchronous=FULL), created with its directory."},
-    {"database.max_connections", HALE_SETTING_INT, "10", 1, 1000, NULL, NULL, 0,
-     "PostgreSQL connections shared by all workers."},
-    D("database.connect_timeout", "3s", 100, 60000, "Timeout to open one database connection."),
-    D("database.statement_timeout", "2s", 10, 60000,
+     "SQLite file (WAL, synchronous=FULL), created with its directory.", F(sqlite_path)},
+    I("database.max_connections", "10", 1, 1000, F(max_connections),
+      "PostgreSQL connections shared by all workers."),
+    D("database.connect_timeout", "3s", 100, 60000, F(connect_timeout_ms), "Timeout to open one database connection."),
+    D("database.statement_timeout", "2s", 10, 60000, F(statement_timeout_ms),
       "Longest a query may take; keep it below shutdown.timeout."),
-    D("database.check_interval", "2s", 100, 60000, "How often readiness checks the database."),
-    D("database.check_timeout", "1s", 10, 60000, "A database check slower than this fails."),
+    D("database.check_interval", "2s", 100, 60000, F(check_interval_ms), "How often readiness checks the database."),
+    D("database.check_timeout", "1s", 10, 60000, F(check_timeout_ms), "A database check slower than this fails."),
     {"redis.url", HALE_SETTING_STRING, "", 0, 0, NULL, "REDIS_URL", HALE_SETTING_SECRET,
-     "redis://:password@host:6379/0 enables the read-through cache; empty disables it."},
-    {"redis.pool_size", HALE_SETTING_INT, "8", 1, 1000, NULL, NULL, 0, "Redis connections."},
-    D("redis.timeout", "200ms", 1, 60000, "Redis connect and command timeout."),
-    {"redis.required", HALE_SETTING_BOOL, "false", 0, 0, NULL, NULL, 0,
-     "When true, readiness fails while Redis is down; when false an outage only costs cache hits."},
-    {"redis.breaker_failures", HALE_SETTING_INT, "5", 1, 1000, NULL, NULL, 0,
-     "Consecutive Redis failures that open the circuit breaker."},
-    D("redis.breaker_open", "5s", 100, 600000, "How long the open breaker skips Redis before a trial."),
-    D("redis.cache_ttl", "60s", 1000, 86400000,
+     "redis://:password@host:6379/0 enables the read-through cache; empty disables it.", F(redis_url)},
+    I("redis.pool_size", "8", 1, 1000, F(redis_pool_size), "Redis connections."),
+    D("redis.timeout", "200ms", 1, 60000, F(redis_timeout_ms), "Redis connect and command timeout."),
+    B("redis.required", "false", F(redis_required),
+      "When true, readiness fails while Redis is down; when false an outage only costs cache hits."),
+    I("redis.breaker_failures", "5", 1, 1000, F(breaker_failures),
+      "Consecutive Redis failures that open the circuit breaker."),
+    D("redis.breaker_open", "5s", 100, 600000, F(breaker_open_ms),
+      "How long the open breaker skips Redis before a trial."),
+    D("redis.cache_ttl", "60s", 1000, 86400000, F(cache_ttl_ms),
       "Lifetime of a cache entry: also the longest a stale entry can survive a Redis partition."),
-    {"database.migrate_on_start", HALE_SETTING_BOOL, "true", 0, 0, NULL, NULL, 0,
-     "Apply schema migrations at start (under an advisory lock); false: only check, run `hale migrate`."},
-    {"database.breaker_failures", HALE_SETTING_INT, "5", 1, 1000, NULL, NULL, 0,
-     "Consecutive database connection failures or timeouts that open its circuit breaker."},
-    D("database.breaker_open", "1s", 100, 600000,
+    B("database.migrate_on_start", "true", F(migrate_on_start),
+      "Apply schema migrations at start (under an advisory lock); false: only check, run `hale migrate`."),
+    D("database.migrate_lock_wait", "60s", 1000, 600000, F(migrate_lock_wait_ms),
+      "Longest wait for another instance's migration lock; keep it inside the startup probe's budget."),
+    I("database.breaker_failures", "5", 1, 1000, F(db_breaker_failures),
+      "Consecutive database connection failures or timeouts that open its circuit breaker."),
+    D("database.breaker_open", "1s", 100, 600000, F(db_breaker_open_ms),
       "How long the open database breaker answers 503 at once before a trial."),
     {"kv.cache_control", HALE_SETTING_STRING, "no-cache", 0, 0, NULL, NULL, 0,
      "Cache-Control of KV GET/HEAD answers (200, 304); no-cache makes shared caches revalidate "
-     "with the ETag. Everything else is no-store."},
+     "with the ETag. Everything else is no-store.", HALE_NO_FIELD},
 };
 
 typedef struct kv_app {
@@ -94,34 +103,18 @@ static void validate(hale_cfg *cfg, void *arg) {
                           hale_cfg_source(cfg, "database.require_url"), hale_cfg_str(cfg, "secrets.dir"));
 }
 
-static void store_cfg(const hale_cfg *cfg, app_store_cfg *o) {
-    app_store_cfg_defaults(o);
-    o->database_url = hale_cfg_str(cfg, "database.url");
-    o->sqlite_path = hale_cfg_str(cfg, "database.sqlite_path");
-    o->max_connections = (unsigned)hale_cfg_int(cfg, "database.max_connections");
-    o->connect_timeout_ms = (unsigned)hale_cfg_ms(cfg, "database.connect_timeout");
-    o->statement_timeout_ms = (unsigned)hale_cfg_ms(cfg, "database.statement_timeout");
-    o->redis_url = hale_cfg_str(cfg, "redis.url");
-    o->redis_pool_size = (unsigned)hale_cfg_int(cfg, "redis.pool_size");
-    o->redis_timeout_ms = (unsigned)hale_cfg_ms(cfg, "redis.timeout");
-    o->redis_required = hale_cfg_bool(cfg, "redis.required");
-    o->breaker_failures = (unsigned)hale_cfg_int(cfg, "redis.breaker_failures");
-    o->breaker_open_ms = (unsigned)hale_cfg_ms(cfg, "redis.breaker_open");
-    o->cache_ttl_ms = (unsigned)hale_cfg_ms(cfg, "redis.cache_ttl");
-    o->skip_migrations = !hale_cfg_bool(cfg, "database.migrate_on_start");
-    o->db_breaker_failures = (unsigned)hale_cfg_int(cfg, "database.breaker_failures");
-    o->db_breaker_open_ms = (unsigned)hale_cfg_ms(cfg, "database.breaker_open");
+void app_store_cfg_get(const hale_cfg *cfg, app_store_cfg *o) {
+    memset(o, 0, sizeof *o);
+    hale_cfg_bind(cfg, app_settings, sizeof app_settings / sizeof app_settings[0], o);
 }
 
 static int setup(hale_service *svc, void *arg) {
     kv_app *a = arg;
     char err[256];
     const hale_cfg *cfg = hale_service_cfg(svc);
-    store_cfg(cfg, &a->scfg);
+    app_store_cfg_get(cfg, &a->scfg);
     a->api.cache_control = hale_cfg_str(cfg, "kv.cache_control");
-    if (app_backends_add_checks(hale_service_health(svc), &a->api.store, &a->scfg,
-                                (unsigned)hale_cfg_ms(cfg, "database.check_interval"),
-                                (unsigned)hale_cfg_ms(cfg, "database.check_timeout")) != 0) {
+    if (app_backends_add_checks(hale_service_health(svc), &a->api.store, &a->scfg) != 0) {
         HALE_LOG(HALE_LOG_ERROR, "app", "cannot add the readiness checks");
         return -1;
     }
@@ -160,12 +153,14 @@ static void stop(hale_service *svc, void *arg) {
 }
 
 /* `hale migrate`: apply the migrations (a Kubernetes Job before a rollout),
- * waiting up to a minute for the database to accept connections. */
+ * waiting up to a minute for the database to accept connections.
+ * `hale copy`: SQLite -> PostgreSQL (copy.h). */
 static int command(hale_service *svc, int argc, char **argv, void *arg) {
-    (void)argc;
     kv_app *a = arg;
-    if (strcmp(argv[0], "migrate") != 0) return -2;
-    store_cfg(hale_service_cfg(svc), &a->scfg);
+    bool copy = strcmp(argv[0], "copy") == 0;
+    if (!copy && strcmp(argv[0], "migrate") != 0) return HALE_NO_SUCH_COMMAND;
+    app_store_cfg_get(hale_service_cfg(svc), &a->scfg);
+    if (copy) return app_copy(&a->scfg, argc, argv, stdout, stderr);
     char err[512];
     if (app_migrate(&a->scfg, 60000, stdout, err, sizeof err) != 0) {
         fprintf(stderr, "hale migrate: %s\n", err);
@@ -184,7 +179,10 @@ static const hale_service_def def = {
     .start = start,
     .stop = stop,
     .command = command,
-    .command_help = "  migrate           apply the database schema migrations, then exit\n",
+    .command_help = "  migrate           apply the database schema migrations, then exit\n"
+                    "  copy              copy the SQLite store into PostgreSQL, then verify\n"
+                    "                    ([--from sqlite:PATH] [--to postgres://...] [--batch N]\n"
+                    "                    [--pause MS] [--verify-only]; see docs/scaling.md)\n",
 };
 
 const hale_service_def *kv_app_def(void) { return &def; }

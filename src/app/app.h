@@ -1,8 +1,8 @@
 /* app: the key-value service's definition for the runtime: its settings
  * (database, redis, auth), how it opens its store, which routes and checks
  * it registers, and its own commands (`hale migrate`). */
-#ifndef KV_APP_H
-#define KV_APP_H
+#ifndef APP_APP_H
+#define APP_APP_H
 
 #include "service.h"
 

@@ -4,33 +4,16 @@
 #include "cache.h"
 #include "lifecycle.h"
 #include "store_pg.h"
+#include "store_sqlite.h"
 #include "url_check.h"
 #ifdef HALE_HAVE_PQ
 #include "migrate.h"
-#include "store_pg_int.h"
 #endif
 
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-void app_store_cfg_defaults(app_store_cfg *c) {
-    memset(c, 0, sizeof *c);
-    c->sqlite_path = "./data/hale.db";
-    c->max_connections = 10;
-    c->connect_timeout_ms = 3000;
-    c->statement_timeout_ms = 2000;
-    c->redis_pool_size = 8;
-    c->redis_timeout_ms = 200;
-    c->redis_required = false;
-    c->breaker_failures = 5;
-    c->breaker_open_ms = 5000;
-    c->db_breaker_failures = 5;
-    c->db_breaker_open_ms = 1000;
-    c->cache_ttl_ms = 60000;
-    c->migrate_lock_wait_ms = 60000;
-}
 
 static bool is_set(const char *s) { return s && *s; }
 
@@ -47,7 +30,7 @@ static void pg_opts(const app_store_cfg *cfg, kv_pg_opts *o) {
     o->statement_timeout_ms = cfg->statement_timeout_ms;
     o->breaker_failures = cfg->db_breaker_failures;
     o->breaker_open_ms = cfg->db_breaker_open_ms;
-    o->migrate = !cfg->skip_migrations;
+    o->migrate = cfg->migrate_on_start;
     o->migrate_lock_wait_ms = cfg->migrate_lock_wait_ms;
 }
 #endif
@@ -140,8 +123,8 @@ static int check_redis(void *slot, char *err, size_t errlen) {
 }
 #endif
 
-int app_backends_add_checks(hale_health *h, _Atomic(kv_store *) *store, const app_store_cfg *cfg,
-                            unsigned interval_ms, unsigned timeout_ms) {
+int app_backends_add_checks(hale_health *h, _Atomic(kv_store *) *store, const app_store_cfg *cfg) {
+    unsigned interval_ms = cfg->check_interval_ms, timeout_ms = cfg->check_timeout_ms;
     if (hale_health_add_check(h, "store", check_database, store, interval_ms, timeout_ms, true) != 0)
         return -1;
     if (!is_set(cfg->redis_url)) return 0;
@@ -195,26 +178,8 @@ int app_migrate(const app_store_cfg *cfg, unsigned wait_ms, FILE *out, char *err
         return hale_err(err, errlen, "database: unsupported URL scheme (expected postgres:// or postgresql://)");
     if (app_url_check("database.url", cfg->database_url, APP_URL_POSTGRES, err, errlen) != 0) return -1;
 #ifdef HALE_HAVE_PQ
-    uint64_t until = hale_now_ns() + (uint64_t)wait_ms * 1000000u;
-    for (unsigned attempt = 0;; attempt++) {
-        pgx_err e;
-        memset(&e, 0, sizeof e);
-        PGconn *c = pgx_connect(cfg->database_url,
-                                hale_now_ns() + (uint64_t)cfg->connect_timeout_ms * 1000000u, &e);
-        if (c) {
-            int from = 0, to = 0;
-            int rc = kv_pg_migrate(c, true, cfg->migrate_lock_wait_ms, &from, &to, &e);
-            PQfinish(c);
-            if (rc != 0) return hale_err(err, errlen, "%s", e.msg);
-            if (from == to) fprintf(out, "postgres: schema is up to date (version %d)\n", to);
-            else fprintf(out, "postgres: schema migrated from version %d to %d\n", from, to);
-            return 0;
-        }
-        uint64_t wait = hale_backoff_ms(attempt, 200, 5000);
-        if (hale_now_ns() + wait * 1000000u > until) return hale_err(err, errlen, "%s", e.msg);
-        fprintf(out, "%s; retrying in %llu ms\n", e.msg, (unsigned long long)wait);
-        if (hale_wait_shutdown(wait)) return hale_err(err, errlen, "interrupted");
-    }
+    return kv_pg_migrate_url(cfg->database_url, cfg->connect_timeout_ms, cfg->migrate_lock_wait_ms, wait_ms,
+                             out, err, errlen);
 #else
     (void)wait_ms;
     (void)out;

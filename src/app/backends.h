@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "health.h"
 #include "metrics.h"
 #include "store.h"
@@ -30,15 +31,15 @@ typedef struct app_store_cfg {
     unsigned db_breaker_failures;   /* the same for the database breaker */
     unsigned db_breaker_open_ms;
     unsigned cache_ttl_ms;          /* cache entry lifetime */
-    bool skip_migrations;           /* only check the schema at start (`hale migrate` applies) */
+    unsigned check_interval_ms;     /* readiness checks of the database and Redis */
+    unsigned check_timeout_ms;
+    bool migrate_on_start;          /* false: only check the schema (`hale migrate` applies) */
     unsigned migrate_lock_wait_ms;  /* bound on waiting for another replica's migration */
 } app_store_cfg;
 
-/* The defaults (those of the settings in app.c): SQLite at ./data/hale.db;
- * pool 10, connect 3 s, statement 2 s; Redis pool 8, 200 ms, not required;
- * Redis breaker 5 failures / 5 s, database breaker 5 failures / 1 s; cache
- * TTL 60 s; migrations applied at start, lock wait 60 s. */
-void app_store_cfg_defaults(app_store_cfg *c);
+/* The settings that fill it (defaults, bounds, help): app_settings in app.c,
+ * through hale_cfg_bind; app_store_cfg_get gives them without a config. */
+void app_store_cfg_get(const hale_cfg *cfg, app_store_cfg *c);
 
 /* Opens the configured store: connects to the database and migrates its
  * schema (PostgreSQL), wraps it in the cache when a Redis URL is set
@@ -54,8 +55,7 @@ kv_store *app_open_store(const app_store_cfg *cfg, char *err, size_t errlen);
  * must outlive h's check threads. Both checks double as their breaker's
  * probe, so readiness recovers with no traffic. Returns 0, or -1 when the
  * health module has no room left. */
-int app_backends_add_checks(hale_health *h, _Atomic(kv_store *) *store, const app_store_cfg *cfg,
-                            unsigned interval_ms, unsigned timeout_ms);
+int app_backends_add_checks(hale_health *h, _Atomic(kv_store *) *store, const app_store_cfg *cfg);
 
 /* Registers the store's metrics (hale_store_info, and the hale_db_*,
  * hale_cache_*, hale_redis_* families its parts have). Call once. */

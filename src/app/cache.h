@@ -24,8 +24,8 @@
  * Ownership: the cache owns the backend (closing the cache closes it).
  * Thread-safety: as store.h; every function may be called from any thread.
  */
-#ifndef KV_CACHE_H
-#define KV_CACHE_H
+#ifndef APP_CACHE_H
+#define APP_CACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>

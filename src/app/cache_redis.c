@@ -563,9 +563,9 @@ void kv_cache_get_stats(const kv_store *s, kv_cache_stats *out) {
     pthread_mutex_unlock(&c->pmu);
     out->breaker_state = (int)hale_breaker_get_state(&c->brk);
     out->breaker_opens = hale_breaker_opens(&c->brk);
-    out->pool_size = c->pool.size;
-    out->open = atomic_load(&c->pool.open);
-    out->in_use = atomic_load(&c->pool.in_use);
+    out->pool_size = c->pool.base.size;
+    out->open = atomic_load(&c->pool.base.open);
+    out->in_use = atomic_load(&c->pool.base.in_use);
 }
 
 /* ---- metrics ---- */
@@ -579,9 +579,9 @@ CTR_FN(m_errors, errors)
 CTR_FN(m_fills, fills)
 CTR_FN(m_conflicts, fill_conflicts)
 CTR_FN(m_inval_fail, inval_fail)
-CTR_FN(m_open, pool.open)
-CTR_FN(m_in_use, pool.in_use)
-static double m_size(void *a) { return ((cache *)a)->pool.size; }
+CTR_FN(m_open, pool.base.open)
+CTR_FN(m_in_use, pool.base.in_use)
+static double m_size(void *a) { return ((cache *)a)->pool.base.size; }
 static double m_brk(void *a) { return (double)hale_breaker_get_state(&((cache *)a)->brk); }
 static double m_brk_opens(void *a) { return (double)hale_breaker_opens(&((cache *)a)->brk); }
 static double m_pending(void *a) { return (double)atomic_load(&((cache *)a)->npending_gauge); }

@@ -19,23 +19,10 @@ const char *kv_key_problem(const char *k, size_t n) {
     if (n > KV_MAX_KEY_BYTES) return "the key is longer than 512 bytes";
     const unsigned char *p = (const unsigned char *)k;
     for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        if (c < 0x20 || c == 0x7F) return "the key contains a control character";
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned cp, min;
-        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
-        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
-        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
-        else return "the key is not valid UTF-8";
-        if (i + len > n) return "the key is not valid UTF-8";
-        for (size_t j = 1; j < len; j++) {
-            if ((p[i + j] & 0xC0) != 0x80) return "the key is not valid UTF-8";
-            cp = (cp << 6) | (p[i + j] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return "the key is not valid UTF-8";
-        if (cp >= 0x80 && cp <= 0x9F) return "the key contains a control character";
+        uint32_t cp;
+        size_t len = hale_utf8_seq(p + i, n - i, &cp);
+        if (len == 0) return "the key is not valid UTF-8";
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) return "the key contains a control character";
         i += len;
     }
     return NULL;

@@ -4,8 +4,8 @@
  * control characters) before the store is touched; ETags are the store's
  * versions as strong quoted strings; every error is a JSON body. The API
  * holds no state of its own beyond the store pointer. */
-#ifndef KV_API_H
-#define KV_API_H
+#ifndef APP_KV_API_H
+#define APP_KV_API_H
 
 #include "router.h"
 #include "store.h"

@@ -157,4 +157,27 @@ unlock:;
     return rc;
 }
 
+int kv_pg_migrate_url(const char *url, unsigned connect_timeout_ms, unsigned lock_wait_ms, unsigned wait_ms,
+                      FILE *out, char *err, size_t errlen) {
+    uint64_t until = hale_now_ns() + (uint64_t)wait_ms * 1000000u;
+    for (unsigned attempt = 0;; attempt++) {
+        pgx_err e;
+        memset(&e, 0, sizeof e);
+        PGconn *c = pgx_connect(url, hale_now_ns() + (uint64_t)connect_timeout_ms * 1000000u, &e);
+        if (c) {
+            int from = 0, to = 0;
+            int rc = kv_pg_migrate(c, true, lock_wait_ms, &from, &to, &e);
+            PQfinish(c);
+            if (rc != 0) return hale_err(err, errlen, "%s", e.msg);
+            if (from == to) fprintf(out, "postgres: schema is up to date (version %d)\n", to);
+            else fprintf(out, "postgres: schema migrated from version %d to %d\n", from, to);
+            return 0;
+        }
+        uint64_t wait = hale_backoff_ms(attempt, 200, 5000);
+        if (hale_now_ns() + wait * 1000000u > until) return hale_err(err, errlen, "%s", e.msg);
+        fprintf(out, "%s; retrying in %llu ms\n", e.msg, (unsigned long long)wait);
+        if (hale_wait_shutdown(wait)) return hale_err(err, errlen, "interrupted");
+    }
+}
+
 #endif /* HALE_HAVE_PQ */

@@ -14,10 +14,12 @@
  *    accepted: migrations are written expand-then-contract so old replicas
  *    keep working during a rolling upgrade.
  */
-#ifndef KV_MIGRATE_H
-#define KV_MIGRATE_H
+#ifndef APP_MIGRATE_H
+#define APP_MIGRATE_H
 
 #ifdef HALE_HAVE_PQ
+
+#include <stdio.h>
 
 #include "store_pg_int.h"
 
@@ -30,6 +32,13 @@ int kv_pg_schema_latest(void);
  * *from and *to get the schema version before and after. Returns 0, or -1
  * with e (including "schema at version N, this hale needs M" when checking). */
 int kv_pg_migrate(PGconn *c, bool apply, unsigned lock_wait_ms, int *from, int *to, pgx_err *e);
+
+/* `hale migrate`: connects to url (each attempt within
+ * connect_timeout_ms, retrying with backoff for up to wait_ms while the
+ * database is unreachable), applies the missing migrations and reports on
+ * out. Returns 0, or -1 with err. */
+int kv_pg_migrate_url(const char *url, unsigned connect_timeout_ms, unsigned lock_wait_ms, unsigned wait_ms,
+                      FILE *out, char *err, size_t errlen);
 
 #endif
 #endif

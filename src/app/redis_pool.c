@@ -174,9 +174,9 @@ static redisContext *connect_one(kv_redis_pool *p, char *err, size_t errlen) {
             goto fail;
         bool ok = r->type == REDIS_REPLY_STRING && r->len == 40;
         if (ok) {
-            pthread_mutex_lock(&p->mu);
+            pthread_mutex_lock(&p->sha_mu);
             if (!p->sha[i][0]) memcpy(p->sha[i], r->str, 41);
-            pthread_mutex_unlock(&p->mu);
+            pthread_mutex_unlock(&p->sha_mu);
         }
         freeReplyObject(r);
         if (!ok) {
@@ -192,100 +192,64 @@ fail:
     return NULL;
 }
 
-/* ---- pool ---- */
+/* ---- pool (hale_pool of redisContext) ---- */
 
-void kv_redis_pool_init(kv_redis_pool *p, const kv_redis_addr *a, unsigned size, unsigned timeout_ms,
-                        const char *const *scripts, size_t nscripts) {
-    memset(p, 0, sizeof *p);
-    HALE_ASSERT(size >= 1 && nscripts <= KV_REDIS_MAX_SCRIPTS);
-    p->addr = *a;
-    p->size = size;
-    p->timeout_ms = timeout_ms ? timeout_ms : 1;
-    for (size_t i = 0; i < nscripts; i++) p->scripts[i] = scripts[i];
-    p->nscripts = nscripts;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    p->ctx = xcalloc(size, sizeof(redisContext *));
-    p->free = xcalloc(size, sizeof *p->free);
-    for (unsigned i = 0; i < size; i++) p->free[i] = size - 1 - i;
-    p->nfree = size;
+typedef struct open_ctx { char *err; size_t errlen; } open_ctx;
+
+static void *pool_open(void *arg, uint64_t deadline_ns, void *ctx) {
+    (void)deadline_ns; /* hiredis bounds the connect by timeout_ms itself */
+    open_ctx *o = ctx;
+    return connect_one(arg, o->err, o->errlen);
 }
 
-void kv_redis_pool_destroy(kv_redis_pool *p) {
-    HALE_ASSERT(p->nfree == p->size);
-    for (unsigned i = 0; i < p->size; i++)
-        if (p->ctx[i]) redisFree(p->ctx[i]);
-    free(p->ctx);
-    free(p->free);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    explicit_bzero(&p->addr, sizeof p->addr);
-}
-
-static bool idle_ok(redisContext *c) {
+static bool pool_idle_ok(void *conn, void *arg) {
+    (void)arg;
+    redisContext *c = conn;
     if (c->err) return false;
     struct pollfd pf = {.fd = c->fd, .events = POLLIN};
     /* nothing may arrive on an idle connection but EOF or an error */
     return poll(&pf, 1, 0) == 0;
 }
 
-static void drop(kv_redis_pool *p, unsigned slot) {
-    redisFree(p->ctx[slot]);
-    p->ctx[slot] = NULL;
-    atomic_fetch_sub(&p->open, 1);
+static void pool_close(void *conn, void *arg) {
+    (void)arg;
+    redisFree(conn);
+}
+
+static const hale_pool_ops redis_pool_ops = {pool_open, pool_idle_ok, pool_close};
+
+void kv_redis_pool_init(kv_redis_pool *p, const kv_redis_addr *a, unsigned size, unsigned timeout_ms,
+                        const char *const *scripts, size_t nscripts) {
+    memset(p, 0, sizeof *p);
+    HALE_ASSERT(nscripts <= KV_REDIS_MAX_SCRIPTS);
+    p->addr = *a;
+    p->timeout_ms = timeout_ms ? timeout_ms : 1;
+    for (size_t i = 0; i < nscripts; i++) p->scripts[i] = scripts[i];
+    p->nscripts = nscripts;
+    pthread_mutex_init(&p->sha_mu, NULL);
+    hale_pool_init(&p->base, size, p->timeout_ms, &redis_pool_ops, p);
+}
+
+void kv_redis_pool_destroy(kv_redis_pool *p) {
+    hale_pool_destroy(&p->base);
+    pthread_mutex_destroy(&p->sha_mu);
+    explicit_bzero(&p->addr, sizeof p->addr);
 }
 
 kv_redis_rc kv_redis_acquire(kv_redis_pool *p, kv_redis_lease *l, char *err, size_t errlen) {
     uint64_t dl = hale_now_ns() + (uint64_t)p->timeout_ms * 1000000u;
-    pthread_mutex_lock(&p->mu);
-    while (p->nfree == 0) {
-        struct timespec ts = {.tv_sec = (time_t)(dl / 1000000000u), .tv_nsec = (long)(dl % 1000000000u)};
-        if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT && p->nfree == 0) {
-            pthread_mutex_unlock(&p->mu);
-            atomic_fetch_add(&p->busy, 1);
-            hale_err(err, errlen, "redis: all %u connections busy", p->size);
-            return KV_REDIS_BUSY;
-        }
+    open_ctx o = {err, errlen};
+    hale_pool_rc rc = hale_pool_acquire(&p->base, dl, &l->l, NULL, &o);
+    l->c = l->l.conn;
+    if (rc == HALE_POOL_BUSY) {
+        hale_err(err, errlen, "redis: all %u connections busy", p->base.size);
+        return KV_REDIS_BUSY;
     }
-    unsigned slot = p->free[--p->nfree];
-    pthread_mutex_unlock(&p->mu);
-    atomic_fetch_add(&p->in_use, 1);
-    l->slot = slot;
-    if (p->ctx[slot] && !idle_ok(p->ctx[slot])) drop(p, slot);
-    if (!p->ctx[slot]) {
-        redisContext *c = connect_one(p, err, errlen);
-        if (!c) {
-            atomic_fetch_add(&p->connect_failures, 1);
-            l->c = NULL;
-            kv_redis_release(p, l, false);
-            return KV_REDIS_DOWN;
-        }
-        atomic_fetch_add(&p->connects, 1);
-        atomic_fetch_add(&p->open, 1);
-        p->ctx[slot] = c;
-    }
-    l->c = p->ctx[slot];
-    return KV_REDIS_OK;
+    return rc == HALE_POOL_OK ? KV_REDIS_OK : KV_REDIS_DOWN;
 }
 
 void kv_redis_release(kv_redis_pool *p, kv_redis_lease *l, bool broken) {
-    if (broken && p->ctx[l->slot]) drop(p, l->slot);
-    atomic_fetch_sub(&p->in_use, 1);
-    pthread_mutex_lock(&p->mu);
-    HALE_ASSERT(p->nfree < p->size);
-    if (p->ctx[l->slot]) {
-        p->free[p->nfree++] = l->slot;
-    } else {
-        memmove(p->free + 1, p->free, p->nfree * sizeof *p->free);
-        p->free[0] = l->slot;
-        p->nfree++;
-    }
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    hale_pool_release(&p->base, &l->l, broken);
     l->c = NULL;
 }
 

@@ -17,8 +17,8 @@
  * Thread-safety: acquire/release from any thread; a lease's context is used
  * by one thread at a time.
  */
-#ifndef KV_REDIS_POOL_H
-#define KV_REDIS_POOL_H
+#ifndef APP_REDIS_POOL_H
+#define APP_REDIS_POOL_H
 
 #ifdef HALE_HAVE_HIREDIS
 
@@ -28,6 +28,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "pool.h"
 
 typedef struct kv_redis_addr {
     char host[256];
@@ -46,22 +48,17 @@ int kv_redis_parse_url(const char *url, kv_redis_addr *a, char *err, size_t errl
 #define KV_REDIS_MAX_SCRIPTS 4
 
 typedef struct kv_redis_pool {
+    hale_pool base;                      /* the redisContext slots and their counters */
     kv_redis_addr addr;
-    unsigned size, timeout_ms;
+    unsigned timeout_ms;
     const char *scripts[KV_REDIS_MAX_SCRIPTS];
     size_t nscripts;
+    pthread_mutex_t sha_mu;
     char sha[KV_REDIS_MAX_SCRIPTS][41];  /* filled by the first SCRIPT LOAD */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    redisContext **ctx;                  /* size slots; NULL = not connected */
-    unsigned *free;                      /* stack of free slots, connected on top */
-    unsigned nfree;
-    atomic_uint open, in_use;
-    _Atomic uint64_t connects, connect_failures, busy;
 } kv_redis_pool;
 
 typedef struct kv_redis_lease {
-    unsigned slot;
+    hale_pool_lease l;
     redisContext *c;
 } kv_redis_lease;
 

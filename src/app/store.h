@@ -1,7 +1,8 @@
 /* store: the key-value store interface the API is written against.
  *
  * Promises:
- *  - Every backend (SQLite now, PostgreSQL later) gives the same semantics:
+ *  - Every backend (store_sqlite.h, store_pg.h; the Redis cache of cache.h
+ *    wraps either) gives the same semantics:
  *    each write gets a new version that is unique across the store's
  *    lifetime (a deleted key's old ETag never matches a later value), and a
  *    KV_OK answer to put/del means the write is durable.
@@ -13,12 +14,13 @@
  *  - KV_UNAVAILABLE means "the backend cannot answer now" (maps to 503);
  *    KV_ERROR is anything else unexpected (500).
  */
-#ifndef KV_STORE_H
-#define KV_STORE_H
+#ifndef APP_STORE_H
+#define APP_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -77,10 +79,21 @@ struct kv_store {
     const kv_store_ops *ops;
 };
 
-/* Opens the SQLite store at path (directories are created). Returns NULL
- * with err on failure. */
-kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen);
-
 static inline void kv_store_close(kv_store *s) { if (s) s->ops->close(s); }
+
+/* For a listing's range: writes to out (n bytes) the smallest byte string
+ * greater than every string that starts with p[0..n), and returns its
+ * length; 0 when none exists (n is 0, or every byte is 0xFF). */
+static inline size_t kv_prefix_upper(const char *p, size_t n, char *out) {
+    memcpy(out, p, n);
+    while (n > 0) {
+        if ((unsigned char)out[n - 1] != 0xFF) {
+            out[n - 1] = (char)((unsigned char)out[n - 1] + 1);
+            return n;
+        }
+        n--;
+    }
+    return 0;
+}
 
 #endif

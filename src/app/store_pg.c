@@ -277,25 +277,11 @@ static kv_status pg_del(kv_store *base, const char *key, size_t klen, const kv_c
     return deleted ? KV_OK : existed ? KV_PRECONDITION : KV_NOT_FOUND;
 }
 
-/* Smallest byte string greater than every string with this prefix; 0 when
- * none exists (empty, or all 0xFF). Same as the SQLite store's. */
-static size_t prefix_upper(const char *p, size_t n, char *out) {
-    memcpy(out, p, n);
-    while (n > 0) {
-        if ((unsigned char)out[n - 1] != 0xFF) {
-            out[n - 1] = (char)((unsigned char)out[n - 1] + 1);
-            return n;
-        }
-        n--;
-    }
-    return 0;
-}
-
 static kv_status pg_list(kv_store *base, const char *prefix, size_t plen, const char *after,
                          size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more) {
     pg_store *s = (pg_store *)base;
     char *upper = xmalloc(plen + 1);
-    size_t ulen = prefix_upper(prefix, plen, upper);
+    size_t ulen = kv_prefix_upper(prefix, plen, upper);
     uint64_t lim = htobe64((uint64_t)limit + 1);
     const char *vals[4] = {prefix, (plen && ulen) ? upper : NULL, after, (const char *)&lim};
     int lens[4] = {(int)plen, (int)ulen, (int)alen, 8}, fmts[4] = {1, 1, 1, 1};
@@ -440,13 +426,13 @@ fail:
 void kv_pg_get_stats(const kv_store *base, kv_pg_stats *out) {
     HALE_ASSERT(kv_store_is_pg(base));
     pg_store *s = (pg_store *)base;
-    out->pool_size = s->pool.size;
-    out->open = atomic_load(&s->pool.open);
-    out->in_use = atomic_load(&s->pool.in_use);
-    out->connects = atomic_load(&s->pool.connects);
-    out->connect_failures = atomic_load(&s->pool.connect_failures);
-    out->dropped = atomic_load(&s->pool.dropped);
-    out->acquire_timeouts = atomic_load(&s->pool.acquire_timeouts);
+    out->pool_size = s->pool.base.size;
+    out->open = atomic_load(&s->pool.base.open);
+    out->in_use = atomic_load(&s->pool.base.in_use);
+    out->connects = atomic_load(&s->pool.base.connects);
+    out->connect_failures = atomic_load(&s->pool.base.connect_failures);
+    out->dropped = atomic_load(&s->pool.base.dropped);
+    out->acquire_timeouts = atomic_load(&s->pool.base.acquire_timeouts);
     out->timeouts = atomic_load(&s->timeouts);
     out->breaker_state = (int)hale_breaker_get_state(&s->brk);
     out->breaker_opens = hale_breaker_opens(&s->brk);
@@ -454,14 +440,14 @@ void kv_pg_get_stats(const kv_store *base, kv_pg_stats *out) {
 
 /* ---- metrics ---- */
 
-static double m_size(void *a) { return ((pg_store *)a)->pool.size; }
-static double m_open(void *a) { return atomic_load(&((pg_store *)a)->pool.open); }
-static double m_in_use(void *a) { return atomic_load(&((pg_store *)a)->pool.in_use); }
-static double m_connects(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.connects); }
-static double m_conn_fail(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.connect_failures); }
+static double m_size(void *a) { return ((pg_store *)a)->pool.base.size; }
+static double m_open(void *a) { return atomic_load(&((pg_store *)a)->pool.base.open); }
+static double m_in_use(void *a) { return atomic_load(&((pg_store *)a)->pool.base.in_use); }
+static double m_connects(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.base.connects); }
+static double m_conn_fail(void *a) { return (double)atomic_load(&((pg_store *)a)->pool.base.connect_failures); }
 static double m_timeouts(void *a) {
     pg_store *s = a;
-    return (double)(atomic_load(&s->timeouts) + atomic_load(&s->pool.acquire_timeouts));
+    return (double)(atomic_load(&s->timeouts) + atomic_load(&s->pool.base.acquire_timeouts));
 }
 static double m_brk(void *a) { return (double)hale_breaker_get_state(&((pg_store *)a)->brk); }
 static double m_brk_opens(void *a) { return (double)hale_breaker_opens(&((pg_store *)a)->brk); }

@@ -21,8 +21,8 @@
  *
  * Thread-safety: every function may be called from any thread once open.
  */
-#ifndef KV_STORE_PG_H
-#define KV_STORE_PG_H
+#ifndef APP_STORE_PG_H
+#define APP_STORE_PG_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* store_pg_int: internals shared by store_pg.c, store_pg_pool.c and
+/* store_pg_int: internals shared by store_pg.c, store_pg_pool.c, copy_io.c and
  * migrate.c. Not for other modules: they use store_pg.h.
  *
  * Every call here that talks to the server takes an absolute deadline
@@ -8,8 +8,8 @@
  * libpq does synchronously; use an IP address or a local resolver when
  * that matters.
  */
-#ifndef KV_STORE_PG_INT_H
-#define KV_STORE_PG_INT_H
+#ifndef APP_STORE_PG_INT_H
+#define APP_STORE_PG_INT_H
 
 #ifdef HALE_HAVE_PQ
 
@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "pool.h"
 #include "store.h"
 
 /* What went wrong with a call, filled on failure. */
@@ -64,27 +65,14 @@ kv_status pgx_classify(const char *sqlstate);
 typedef int (*pgx_setup_fn)(PGconn *c, void *arg, uint64_t deadline_ns, pgx_err *e);
 
 typedef struct pgx_pool {
+    hale_pool base;            /* the PGconn slots and their counters */
     char *url;
-    unsigned size;
-    unsigned connect_timeout_ms;
     pgx_setup_fn setup;
     void *setup_arg;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;         /* a slot was released */
-    PGconn **conns;            /* size slots; NULL = not connected */
-    unsigned *free;            /* stack of free slot indices, connected on top */
-    unsigned nfree;
-    /* statistics, read without the lock */
-    atomic_uint open, in_use;
-    _Atomic uint64_t connects, connect_failures, acquire_timeouts, dropped;
     _Atomic uint64_t last_ok_ns; /* last time a call on any connection succeeded */
 } pgx_pool;
 
-typedef struct pgx_lease {
-    unsigned slot;
-    PGconn *conn;
-    bool reused;               /* was connected before this acquire */
-} pgx_lease;
+typedef hale_pool_lease pgx_lease; /* .conn is the PGconn */
 
 /* size >= 1. Connects nothing yet. */
 void pgx_pool_init(pgx_pool *p, const char *url, unsigned size, unsigned connect_timeout_ms,

@@ -219,124 +219,62 @@ PGresult *pgx_exec(PGconn *c, const char *stmt, bool prepared, int nparams,
     return collect(c, deadline_ns, e);
 }
 
-/* ---- the pool ---- */
+/* ---- the pool (hale_pool of PGconn) ---- */
+
+static void *pool_open(void *arg, uint64_t deadline_ns, void *ctx) {
+    pgx_pool *p = arg;
+    pgx_err *e = ctx;
+    PGconn *c = pgx_connect(p->url, deadline_ns, e);
+    if (c && p->setup && p->setup(c, p->setup_arg, deadline_ns, e) != 0) {
+        PQfinish(c);
+        c = NULL;
+        e->broken = true;
+    }
+    return c;
+}
+
+static bool pool_idle_ok(void *conn, void *arg) {
+    (void)arg;
+    return pgx_idle_ok(conn);
+}
+
+static void pool_close(void *conn, void *arg) {
+    (void)arg;
+    PQfinish(conn);
+}
+
+static const hale_pool_ops pg_pool_ops = {pool_open, pool_idle_ok, pool_close};
 
 void pgx_pool_init(pgx_pool *p, const char *url, unsigned size, unsigned connect_timeout_ms,
                    pgx_setup_fn setup, void *setup_arg) {
     memset(p, 0, sizeof *p);
-    HALE_ASSERT(size >= 1);
     p->url = xstrdup(url);
-    p->size = size;
-    p->connect_timeout_ms = connect_timeout_ms;
     p->setup = setup;
     p->setup_arg = setup_arg;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* same clock as hale_now_ns */
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    p->conns = xcalloc(size, sizeof(PGconn *));
-    p->free = xcalloc(size, sizeof *p->free);
-    for (unsigned i = 0; i < size; i++) p->free[i] = size - 1 - i;
-    p->nfree = size;
+    hale_pool_init(&p->base, size, connect_timeout_ms, &pg_pool_ops, p);
 }
 
 void pgx_pool_destroy(pgx_pool *p) {
-    HALE_ASSERT(p->nfree == p->size);
-    for (unsigned i = 0; i < p->size; i++)
-        if (p->conns[i]) PQfinish(p->conns[i]);
-    free(p->conns);
-    free(p->free);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
+    hale_pool_destroy(&p->base);
     /* the URL may hold a password: clear it before freeing */
     explicit_bzero(p->url, strlen(p->url));
     free(p->url);
 }
 
-static void drop(pgx_pool *p, unsigned slot) {
-    PQfinish(p->conns[slot]);
-    p->conns[slot] = NULL;
-    atomic_fetch_sub(&p->open, 1);
-    atomic_fetch_add(&p->dropped, 1);
-}
-
-/* Under mu. Connected slots go on top (LIFO keeps a hot working set and
- * lets idle ones be found dead by pgx_idle_ok); empty ones at the bottom. */
-static void push_free(pgx_pool *p, unsigned slot) {
-    HALE_ASSERT(p->nfree < p->size);
-    if (p->conns[slot]) {
-        p->free[p->nfree++] = slot;
-    } else {
-        memmove(p->free + 1, p->free, p->nfree * sizeof *p->free);
-        p->free[0] = slot;
-        p->nfree++;
-    }
-}
-
 int pgx_pool_acquire(pgx_pool *p, uint64_t deadline_ns, pgx_lease *l, uint64_t *waited_ns,
                      pgx_err *e) {
-    uint64_t t0 = hale_now_ns();
-    pthread_mutex_lock(&p->mu);
-    while (p->nfree == 0) {
-        struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-                              .tv_nsec = (long)(deadline_ns % 1000000000u)};
-        if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT && p->nfree == 0) {
-            pthread_mutex_unlock(&p->mu);
-            atomic_fetch_add(&p->acquire_timeouts, 1);
-            *waited_ns = hale_now_ns() - t0;
-            e->st = KV_UNAVAILABLE;
-            e->broken = false;
-            e->timeout = true;
-            e->sqlstate[0] = '\0';
-            snprintf(e->msg, sizeof e->msg,
-                     "postgres: all %u connections busy until the deadline", p->size);
-            return -1;
-        }
+    hale_pool_rc rc = hale_pool_acquire(&p->base, deadline_ns, l, waited_ns, e);
+    if (rc == HALE_POOL_BUSY) {
+        e->st = KV_UNAVAILABLE;
+        e->broken = false;
+        e->timeout = true;
+        e->sqlstate[0] = '\0';
+        snprintf(e->msg, sizeof e->msg, "postgres: all %u connections busy until the deadline",
+                 p->base.size);
     }
-    unsigned slot = p->free[--p->nfree];
-    pthread_mutex_unlock(&p->mu);
-    atomic_fetch_add(&p->in_use, 1);
-    *waited_ns = hale_now_ns() - t0;
-
-    l->slot = slot;
-    l->reused = false;
-    if (p->conns[slot] && !pgx_idle_ok(p->conns[slot])) drop(p, slot);
-    if (p->conns[slot]) {
-        l->conn = p->conns[slot];
-        l->reused = true;
-        return 0;
-    }
-    uint64_t cdl = hale_now_ns() + (uint64_t)p->connect_timeout_ms * 1000000u;
-    if (cdl > deadline_ns) cdl = deadline_ns;
-    PGconn *c = pgx_connect(p->url, cdl, e);
-    if (c && p->setup && p->setup(c, p->setup_arg, cdl, e) != 0) {
-        PQfinish(c);
-        c = NULL;
-        e->broken = true;
-    }
-    if (!c) {
-        atomic_fetch_add(&p->connect_failures, 1);
-        l->conn = NULL;
-        pgx_pool_release(p, l, false);
-        return -1;
-    }
-    atomic_fetch_add(&p->connects, 1);
-    atomic_fetch_add(&p->open, 1);
-    p->conns[slot] = c;
-    l->conn = c;
-    return 0;
+    return rc == HALE_POOL_OK ? 0 : -1;
 }
 
-void pgx_pool_release(pgx_pool *p, pgx_lease *l, bool broken) {
-    if (broken && p->conns[l->slot]) drop(p, l->slot);
-    atomic_fetch_sub(&p->in_use, 1);
-    pthread_mutex_lock(&p->mu);
-    push_free(p, l->slot);
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    l->conn = NULL;
-}
+void pgx_pool_release(pgx_pool *p, pgx_lease *l, bool broken) { hale_pool_release(&p->base, l, broken); }
 
 #endif /* HALE_HAVE_PQ */

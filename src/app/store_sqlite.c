@@ -1,4 +1,4 @@
-/* store_sqlite: the embedded SQLite backend (WAL, synchronous=FULL).
+/* store_sqlite: see store_sqlite.h.
  *
  * Reads take a connection from a pool (WAL lets them run alongside the
  * writer): a read pops an idle one or opens a new one, and gives it back
@@ -10,7 +10,7 @@
  * so a 2xx still means durable. Versions come from a counter kept in the
  * `hale_meta` table and bumped in the same transaction, so they are never
  * reused, even across deletes and restarts. */
-#include "store.h"
+#include "store_sqlite.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -169,20 +169,6 @@ static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *o
     return res;
 }
 
-/* Smallest byte string greater than every string with this prefix, or
- * 0 when none exists (prefix of all 0xFF). */
-static size_t prefix_upper(const char *p, size_t n, char *out) {
-    memcpy(out, p, n);
-    while (n > 0) {
-        if ((unsigned char)out[n - 1] != 0xFF) {
-            out[n - 1] = (char)((unsigned char)out[n - 1] + 1);
-            return n;
-        }
-        n--;
-    }
-    return 0;
-}
-
 static kv_status sq_list(kv_store *base, const char *prefix, size_t plen, const char *after,
                          size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more) {
     sq_store *s = (sq_store *)base;
@@ -190,7 +176,7 @@ static kv_status sq_list(kv_store *base, const char *prefix, size_t plen, const 
     if (!r) return KV_UNAVAILABLE;
     sqlite3_stmt *st = r->list;
     char *upper = xmalloc(plen + 1);
-    size_t ulen = prefix_upper(prefix, plen, upper);
+    size_t ulen = kv_prefix_upper(prefix, plen, upper);
     sqlite3_bind_blob(st, 1, prefix, (int)plen, SQLITE_STATIC);
     if (plen && ulen) sqlite3_bind_blob(st, 2, upper, (int)ulen, SQLITE_STATIC);
     else sqlite3_bind_null(st, 2);

@@ -205,9 +205,12 @@ static void *reload_main(void *arg) {
     return NULL;
 }
 
-void hale_auth_start(hale_auth *a) {
-    if (!a->path || a->thread_running) return;
-    if (pthread_create(&a->thread, NULL, reload_main, a) == 0) a->thread_running = true;
+int hale_auth_start(hale_auth *a, char *err, size_t errlen) {
+    if (!a->path || a->thread_running) return 0;
+    if (pthread_create(&a->thread, NULL, reload_main, a) != 0)
+        return hale_err(err, errlen, "auth: cannot start the key reload thread (rotations would be missed)");
+    a->thread_running = true;
+    return 0;
 }
 
 void hale_auth_free(hale_auth *a) {

@@ -38,7 +38,7 @@
 typedef struct hale_auth hale_auth;
 
 /* keys_text: the configured keys (may be empty: then every request passes
- * and hale_auth_enabled() is false until a watched file gains keys).
+ * until a watched file gains keys).
  * watch_path: the file the keys came from, or NULL for static keys. */
 hale_auth *hale_auth_new(const char *keys_text, const char *watch_path, unsigned reload_ms,
                          hale_metrics *reg);
@@ -48,8 +48,9 @@ void hale_auth_free(hale_auth *a);
  * NULL). The startup check uses it: whitespace is not a key. */
 unsigned hale_auth_count_keys(const char *text);
 
-/* Starts the reload thread when keys came from a file. */
-void hale_auth_start(hale_auth *a);
+/* Starts the reload thread when keys came from a file. Returns 0, or -1
+ * with err when the thread cannot be created. */
+int hale_auth_start(hale_auth *a, char *err, size_t errlen);
 
 /* Number of keys currently configured. */
 unsigned hale_auth_key_count(const hale_auth *a);

@@ -11,10 +11,10 @@
 static const hale_setting cfg_own[] = {
     {"config.strict", HALE_SETTING_BOOL, "false", 0, 0, NULL, NULL, 0,
      "Treat unknown keys in config files and APP_ variables that name no "
-     "setting as errors instead of warnings."},
+     "setting as errors instead of warnings.", HALE_NO_FIELD},
     {"secrets.dir", HALE_SETTING_STRING, "/var/secrets", 0, 0, NULL, "HALE_SECRET_DIR", 0,
      "Directory of secret files, one per setting that has an env name, named "
-     "in kebab case (DATABASE_URL -> database-url); empty disables it."},
+     "in kebab case (DATABASE_URL -> database-url); empty disables it.", HALE_NO_FIELD},
 };
 
 hale_cfg *hale_cfg_new(void) {
@@ -336,6 +336,7 @@ void hale_cfg_declare(hale_cfg *cfg, const hale_setting *table, size_t n) {
             if (d->env_alias && o->env_alias && strcmp(d->env_alias, o->env_alias) == 0)
                 hale_panic("config: %s and %s share env name %s", d->name, o->name, d->env_alias);
         }
+        cfg_check_binding(d);
         cfg_val v;
         if (cfg_parse_text(d, d->def ? d->def : "", &v) < 0)
             hale_panic("config: %s: default \"%s\" does not fit its type", d->name, d->def);

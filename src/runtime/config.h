@@ -76,7 +76,17 @@ typedef struct hale_setting {
     const char *env_alias; /**< direct variable ("PORT") or NULL */
     unsigned flags;        /**< HALE_SETTING_SECRET | HALE_SETTING_RELOADABLE */
     const char *help;      /**< one sentence for `hale config` docs/README */
+    size_t off;            /**< the struct field hale_cfg_bind fills:
+                              HALE_FIELD(type, member) gives off and size,
+                              HALE_NO_FIELD (0, 0) a setting read with the
+                              getters */
+    size_t size;           /**< the size of that field (see off) */
 } hale_setting;
+
+/** The field a setting is bound to, as the last two members of its entry. */
+#define HALE_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
+/** No field: the setting is read with the getters (hale_cfg_int...). */
+#define HALE_NO_FIELD 0, 0
 
 /** A configuration: declared settings and their loaded values (opaque). */
 typedef struct hale_cfg hale_cfg;
@@ -136,6 +146,19 @@ const char *hale_cfg_str(const hale_cfg *cfg, const char *name);
 bool hale_cfg_bool(const hale_cfg *cfg, const char *name);
 /** @} */
 
+/** Stores every bound setting of table[0..n) (the table a struct's fields
+ * are bound in) into the struct at dst, so that a setting's default lives
+ * in its declaration only:
+ *   INT, DURATION (ms)  an unsigned integer field of 1, 2, 4 or 8 bytes
+ *   ENUM                an unsigned integer field: the choice's index
+ *   BOOL                a bool;  STRING  a const char *
+ * With cfg NULL the declared defaults are stored (strings then point into
+ * the table), for callers that run without a configuration. Otherwise the
+ * table must have been declared in cfg, and strings live until the next
+ * load or hale_cfg_free. Fields no setting names are left as they are.
+ * Aborts on a binding that does not fit (checked by hale_cfg_declare too). */
+void hale_cfg_bind(const hale_cfg *cfg, const hale_setting *table, size_t n, void *dst);
+
 /** Where the effective value came from: "default", "config/dev.toml:4",
  * "APP_SERVER__PORT", "PORT", "/var/secrets/database-url". */
 const char *hale_cfg_source(const hale_cfg *cfg, const char *name);
@@ -160,6 +183,10 @@ void hale_cfg_add_diag(hale_cfg *cfg, hale_diag_level level, const char *fmt, ..
 /** `hale config`: every setting in declaration order with its effective value
  * and source, columns aligned; secrets as `<redacted>`. */
 void hale_cfg_print(const hale_cfg *cfg, FILE *out);
+/** `hale config --toml`: every setting with its built-in default (not the
+ * effective value), grouped by section, its help as a comment: the file
+ * config/default.toml is this output. */
+void hale_cfg_print_toml(const hale_cfg *cfg, FILE *out);
 /** One line per problem: "error: ..." / "warning: ...". */
 void hale_cfg_print_diags(const hale_cfg *cfg, FILE *out);
 /** The README settings table (Markdown): name, type, default, env, help. */

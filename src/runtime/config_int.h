@@ -53,6 +53,9 @@ cfg_item *cfg_find(const hale_cfg *cfg, const char *name);
  * 0, or -1 when the text does not fit the type or its bounds. */
 int cfg_parse_text(const hale_setting *d, const char *text, cfg_val *out);
 
+/* Aborts when d's field binding (off, size) cannot hold its values. */
+void cfg_check_binding(const hale_setting *d);
+
 /* "expected an integer 1-65535" and friends, for d, appended to b. */
 void cfg_expected(hale_buf *b, const hale_setting *d);
 

@@ -164,3 +164,68 @@ void hale_cfg_markdown_table(const hale_cfg *cfg, FILE *out) {
         hale_buf_free(&b);
     }
 }
+
+/* "# " comment lines of at most 78 columns, broken at spaces. */
+static void comment(FILE *out, const char *s) {
+    enum { WIDTH = 76 };
+    while (*s) {
+        size_t n = strlen(s), cut = n;
+        if (n > WIDTH) {
+            cut = WIDTH;
+            while (cut > 0 && s[cut] != ' ') cut--;
+            if (cut == 0) cut = strcspn(s, " ");
+        }
+        fprintf(out, "# %.*s\n", (int)cut, s);
+        s += cut;
+        while (*s == ' ') s++;
+    }
+}
+
+/* The section of a setting: "server" of "server.port" (names have one dot
+ * at least below the section; checked by hale_cfg_declare). */
+static size_t section_len(const char *name) { return strcspn(name, "."); }
+
+void hale_cfg_print_toml(const hale_cfg *cfg, FILE *out) {
+    fputs("# Every setting with its built-in default, written by `hale config --toml`\n"
+          "# (do not edit by hand: change the settings table and run it again).\n"
+          "# Sources override in this order (lowest first): built-in defaults <\n"
+          "# default.toml < ${RUN_ENV}.toml < APP_ variables < direct variables\n"
+          "# (PORT, DATABASE_URL...) < secret files. `hale config` shows each\n"
+          "# effective value and where it came from.\n", out);
+    bool *done = xcalloc(cfg->n ? cfg->n : 1, sizeof *done);
+    for (size_t i = 0; i < cfg->n; i++) {
+        if (done[i]) continue;
+        const char *sec = cfg->items[i].def->name;
+        size_t sl = section_len(sec);
+        fprintf(out, "\n[%.*s]\n", (int)sl, sec);
+        for (size_t j = i; j < cfg->n; j++) {
+            const hale_setting *d = cfg->items[j].def;
+            if (done[j] || section_len(d->name) != sl || strncmp(d->name, sec, sl) != 0) continue;
+            done[j] = true;
+            hale_buf b;
+            hale_buf_init(&b);
+            hale_buf_puts(&b, d->help ? d->help : "");
+            if (d->env_alias) hale_buf_printf(&b, " (env %s)", d->env_alias);
+            comment(out, b.data);
+            hale_buf_free(&b);
+            hale_buf_init(&b);
+            cfg_val v;
+            if (cfg_parse_text(d, d->def ? d->def : "", &v) < 0) hale_panic("config: %s: bad default", d->name);
+            if (d->type == HALE_SETTING_DURATION) {
+                char tmp[32];
+                cfg_fmt_ms(tmp, sizeof tmp, v.i);
+                quote(&b, tmp);
+            } else if (d->type == HALE_SETTING_STRING || d->type == HALE_SETTING_ENUM) {
+                quote(&b, v.s);
+            } else if (d->type == HALE_SETTING_BOOL) {
+                hale_buf_puts(&b, v.b ? "true" : "false");
+            } else {
+                hale_buf_printf(&b, "%lld", (long long)v.i);
+            }
+            fprintf(out, "%s = %s\n", d->name + sl + 1, b.data);
+            hale_buf_free(&b);
+            free(v.s);
+        }
+    }
+    free(done);
+}

@@ -44,6 +44,7 @@ struct hale_health {
     pthread_mutex_t wmu;    /* sleeping check threads */
     pthread_cond_t wake;
     bool threads_running;
+    size_t nstarted;          /* check threads created (joined at stop) */
 };
 
 const char *hale_avail_name(hale_avail a) {
@@ -168,13 +169,19 @@ static void *check_main(void *arg) {
     return NULL;
 }
 
-void hale_health_start(hale_health *h) {
-    if (h->threads_running) return;
+int hale_health_start(hale_health *h, char *err, size_t errlen) {
+    if (h->threads_running) return 0;
+    for (h->nstarted = 0; h->nstarted < h->nchecks; h->nstarted++) {
+        if (pthread_create(&h->checks[h->nstarted].thread, NULL, check_main, &h->checks[h->nstarted]) != 0) {
+            h->threads_running = true;
+            hale_health_stop_checks(h);
+            return hale_err(err, errlen, "health: cannot start the thread of check %s",
+                            h->checks[h->nstarted].name);
+        }
+    }
     h->threads_running = true;
-    for (size_t i = 0; i < h->nchecks; i++)
-        if (pthread_create(&h->checks[i].thread, NULL, check_main, &h->checks[i]) != 0)
-            hale_panic("cannot start health check thread");
     recompute(h);
+    return 0;
 }
 
 void hale_health_stop_checks(hale_health *h) {
@@ -183,7 +190,7 @@ void hale_health_stop_checks(hale_health *h) {
     atomic_store(&h->stopping, 1);
     pthread_cond_broadcast(&h->wake);
     pthread_mutex_unlock(&h->wmu);
-    for (size_t i = 0; i < h->nchecks; i++) pthread_join(h->checks[i].thread, NULL);
+    for (size_t i = 0; i < h->nstarted; i++) pthread_join(h->checks[i].thread, NULL);
     h->threads_running = false;
 }
 
@@ -193,12 +200,6 @@ void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall
     h->stall_ms[n] = stall_ms;
     h->watch[n] = s;
     atomic_store_explicit(&h->nwatch, n + 1, memory_order_release);
-}
-
-void hale_health_recheck(hale_health *h) {
-    pthread_mutex_lock(&h->wmu);
-    pthread_cond_broadcast(&h->wake);
-    pthread_mutex_unlock(&h->wmu);
 }
 
 void hale_health_set_started(hale_health *h) {

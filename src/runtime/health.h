@@ -62,17 +62,15 @@ void hale_health_free(hale_health *h);
 int hale_health_add_check(hale_health *h, const char *name, hale_check_fn fn, void *arg,
                           unsigned interval_ms, unsigned timeout_ms, bool required);
 
-/** Starts the check threads (each runs its check at once, then on interval). */
-void hale_health_start(hale_health *h);
+/** Starts the check threads (each runs its check at once, then on
+ * interval). Returns 0, or -1 with err when a thread cannot be created
+ * (none is left running then). */
+int hale_health_start(hale_health *h, char *err, size_t errlen);
 /** Stops the check threads (joins them). */
 void hale_health_stop_checks(hale_health *h);
 
 /** Watches a server's workers for liveness (may be called once per server). */
 void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall_ms);
-
-/** Runs every check again now instead of at its next interval (e.g. right
- * after the dependencies were connected). */
-void hale_health_recheck(hale_health *h);
 
 void hale_health_set_started(hale_health *h);  /**< init done: startup 200 */
 void hale_health_set_draining(hale_health *h); /**< readiness 503 from now on */

@@ -26,7 +26,7 @@
  *    calls on_reject with its reason and on_complete (the access line).
  *  - Deadlines: the whole head within header_timeout_ms, the whole body
  *    within body_timeout_ms (408 when an answer can still be sent), an
- *    idle keep-alive connection is closed after idle_timeout_s.
+ *    idle keep-alive connection is closed after idle_timeout_ms.
  *  - A response without a Cache-Control header gets `no-store`, and every
  *    response carries Date and X-Request-Id.
  *  - Request framing is strict (RFC 9112): several or conflicting
@@ -69,11 +69,11 @@ typedef struct hale_http_opts {
     unsigned max_connections_per_ip; /**< 0 = unlimited */
     unsigned max_in_flight;        /**< 0 = unlimited; else shed with 503 */
     size_t max_header_bytes;       /**< request line + headers (431) */
-    unsigned max_headers;          /**< header lines (431); 0 = 100 */
+    unsigned max_headers;          /**< header lines (431) */
     size_t max_uri_bytes;          /**< request target (414) */
     size_t max_body_bytes;         /**< body (413) */
-    unsigned header_timeout_ms;    /**< whole head must arrive within this; 0 = 10 s */
-    unsigned idle_timeout_s;       /**< idle keep-alive connections are closed */
+    unsigned header_timeout_ms;    /**< whole head must arrive within this */
+    unsigned idle_timeout_ms;      /**< idle keep-alive connections are closed */
     unsigned body_timeout_ms;      /**< whole body must arrive within this */
     bool close_idle_at_quiesce;    /**< idle keep-alive connections close at
                                       hale_http_quiesce, not at draining */
@@ -111,9 +111,6 @@ typedef struct hale_http_hooks {
     void *arg;       /**< for on_complete and on_reject */
     void *auth_arg;  /**< for auth */
 } hale_http_hooks;
-
-/** Fills opts with hale's defaults. */
-void hale_http_opts_default(hale_http_opts *o);
 
 /** Starts serving. Returns the server, or NULL with err (bind failure...).
  * The router and hooks must outlive the server. */

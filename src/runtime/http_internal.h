@@ -180,6 +180,23 @@ void hale_conn_drain_idle(hale_http_worker *w);
 void hale_conn_close_all(hale_http_worker *w);
 void hale_conn_free_dead(hale_conn *c);
 
+/* http_conn.c, for http_request.c */
+void hale_conn_respond(hale_conn *c);  /* send the response set on c->req */
+void hale_conn_close(hale_conn *c);
+
+/* http_request.c: the request, for http_conn.c's state machine (each
+ * int function's return is described at its definition; -1 always means
+ * the connection is gone or refused). */
+void hale_conn_refuse(hale_conn *c, int status, const char *reason, const char *detail);
+void hale_conn_keep_what_parsed(hale_conn *c);
+void hale_conn_terminate_head(hale_conn *c, const hale_h1_head *h);
+void hale_conn_run_handler(hale_conn *c);
+int hale_conn_begin_request(hale_conn *c, const hale_h1_head *h);
+int hale_conn_take_body(hale_conn *c);
+int hale_conn_read_body_direct(hale_conn *c);
+
+static inline uint64_t hale_ms_ns(uint64_t ms) { return ms * 1000000u; }
+
 /* http_server.c: per-address accounting and the server's lifetime */
 void hale_http_ip_release(hale_http_server *s, hale_ip_node *ip);
 void hale_http_unref(hale_http_server *s);

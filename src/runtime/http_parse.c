@@ -1,8 +1,8 @@
 /* http_parse: see http_parse.h. A byte-at-a-time state machine over the
  * request head (so a refusal comes as early as the bytes allow and any split
  * gives the same answer), then one pass over the finished fields for the
- * framing decisions; a second state machine for the chunked coding. */
-#include "http_parse.h"
+ * framing decisions. The chunked coding is in http_chunked.c. */
+#include "http_parse_int.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -10,14 +10,12 @@
 
 /* ---- character classes (RFC 9110 5.6.2, RFC 3986 2) ---- */
 
-enum { C_TCHAR = 1, C_TARGET = 2, C_VCHAR = 4, C_HEX = 8, C_HOST = 16 };
-
-static unsigned char cls[256];
+unsigned char hale_h1_cls[256];
 
 /* Filled once when the program loads, before any thread exists: the
  * parser then only reads it (no check, no race, on its hot path). */
 __attribute__((constructor)) static void cls_init(void) {
-    unsigned char *t = cls;
+    unsigned char *t = hale_h1_cls;
     for (int c = 0x21; c <= 0x7e; c++) t[c] |= C_VCHAR;
     for (int c = 0x80; c <= 0xff; c++) t[c] |= C_VCHAR; /* obs-text in values */
     const char *tch = "!#$%&'*+-.^_`|~";
@@ -31,23 +29,7 @@ __attribute__((constructor)) static void cls_init(void) {
     }
 }
 
-#define IS(c, k) (cls[(unsigned char)(c)] & (k))
-
-static int hexval(unsigned char c) {
-    if (c <= '9') return c - '0';
-    return (c | 0x20) - 'a' + 10;
-}
-
-/* ---- errors ---- */
-
-static hale_h1_status fail(hale_h1_error *err, int status, const char *reason, const char *detail) {
-    err->status = status;
-    err->reason = reason;
-    err->detail = detail;
-    return HALE_H1_ERROR;
-}
-
-#define BAD(reason, detail) fail(err, 400, reason, detail)
+#define BAD(reason, detail) hale_h1_fail(err, 400, reason, detail)
 
 /* ---- the head ---- */
 
@@ -108,7 +90,7 @@ static hale_h1_status finish_request_line(hale_h1_parser *p, const char *buf, ha
         h->minor = v[7] - '0';
     } else if (vlen == 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' &&
                v[6] == '.' && v[7] >= '0' && v[7] <= '9') {
-        return fail(err, 505, "unsupported_version", "only HTTP/1.0 and HTTP/1.1 are served");
+        return hale_h1_fail(err, 505, "unsupported_version", "only HTTP/1.0 and HTTP/1.1 are served");
     } else {
         return BAD("bad_version", "the request line must end with HTTP/1.0 or HTTP/1.1");
     }
@@ -236,7 +218,7 @@ static hale_h1_status finish_head(hale_h1_parser *p, const char *buf, const hale
         } else if (nl == 6 && strncasecmp(name, "Expect", 6) == 0) {
             if (h->minor == 0) continue; /* RFC 9110 10.1.1: ignored in HTTP/1.0 */
             if (vl == 12 && strncasecmp(v, "100-continue", 12) == 0) h->expect_continue = 1;
-            else return fail(err, 417, "expectation_failed", "the only expectation served is 100-continue");
+            else return hale_h1_fail(err, 417, "expectation_failed", "the only expectation served is 100-continue");
         }
     }
     if (n_host == 0 && h->minor == 1) return BAD("missing_host", "an HTTP/1.1 request must have a Host field");
@@ -254,7 +236,7 @@ static hale_h1_status finish_head(hale_h1_parser *p, const char *buf, const hale
                              "Content-Length and Transfer-Encoding together are ambiguous");
         if (h->minor == 0) return BAD("transfer_encoding_in_http10",
                                       "Transfer-Encoding is not allowed in HTTP/1.0");
-        if (h->chunked != 1) return fail(err, 501, "unsupported_transfer_encoding",
+        if (h->chunked != 1) return hale_h1_fail(err, 501, "unsupported_transfer_encoding",
                                          "only Transfer-Encoding: chunked is supported");
     } else {
         h->chunked = 0;
@@ -276,7 +258,7 @@ hale_h1_status hale_h1_parse(hale_h1_parser *p, const char *buf, size_t len,
     for (; pos < len; pos++) {
         unsigned char c = (unsigned char)buf[pos];
         if (pos - p->skipped >= lim->max_head_bytes)
-            return fail(err, 431, "headers_too_large", "the request head is larger than the limit");
+            return hale_h1_fail(err, 431, "headers_too_large", "the request head is larger than the limit");
         switch (p->state) {
         case S_START:
             if (c == '\r') { p->state = S_START_LF; break; }
@@ -318,7 +300,7 @@ hale_h1_status hale_h1_parse(hale_h1_parser *p, const char *buf, size_t len,
                 break;
             }
             if (k >= lim->max_target_bytes)
-                return fail(err, 414, "uri_too_long", "the request target is longer than the limit");
+                return hale_h1_fail(err, 414, "uri_too_long", "the request target is longer than the limit");
             if (IS(c, C_TARGET) || ((c == '[' || c == ']') && in_authority(t, k))) {
                 if (pct_open && !IS(c, C_HEX))
                     return BAD("bad_target", "a '%' in the target must be followed by two hex digits");
@@ -356,7 +338,7 @@ hale_h1_status hale_h1_parse(hale_h1_parser *p, const char *buf, size_t len,
             }
             if (!IS(c, C_TCHAR)) return BAD("bad_header_name", "a field name must be a token");
             if (p->nfields >= lim->max_fields)
-                return fail(err, 431, "too_many_headers", "the request has more fields than the limit");
+                return hale_h1_fail(err, 431, "too_many_headers", "the request has more fields than the limit");
             fields[p->nfields].name_off = (uint32_t)pos;
             p->state = S_NAME;
             break;
@@ -401,174 +383,4 @@ hale_h1_status hale_h1_parse(hale_h1_parser *p, const char *buf, size_t len,
     }
     p->pos = pos;
     return HALE_H1_MORE;
-}
-
-/* ---- chunked ---- */
-
-enum {
-    K_SIZE = 0, K_SIZE_MORE, K_EXT, K_SIZE_LF, K_DATA, K_DATA_CR, K_DATA_LF,
-    K_TLINE, K_TNAME, K_TVALUE, K_TVALUE_LF, K_END_LF, K_DONE,
-};
-
-void hale_h1_chunked_reset(hale_h1_chunked *c) { memset(c, 0, sizeof *c); }
-
-/* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
- * (RFC 9112 7.1.1): one byte at a time; the CR that ends the line is
- * handled by the caller (ext_may_end). Returns 0, or -1 on a bad byte. */
-enum { E_SEMI = 0, E_BWS_NAME, E_NAME, E_BWS_EQ, E_BWS_VAL, E_TOKVAL, E_QUOTED, E_QESC };
-
-static int ext_step(hale_h1_chunked *c, unsigned char ch) {
-    int ws = ch == ' ' || ch == '\t';
-    switch (c->ext_state) {
-    case E_SEMI:  /* after the size or a whole extension */
-        if (ws) { c->ext_ws = 1; return 0; }
-        if (ch != ';') return -1;
-        c->ext_state = E_BWS_NAME;
-        return 0;
-    case E_BWS_NAME:
-        if (ws) return 0;
-        if (!IS(ch, C_TCHAR)) return -1;
-        c->ext_ws = 0;
-        c->ext_state = E_NAME;
-        return 0;
-    case E_NAME:
-        if (IS(ch, C_TCHAR)) return 0;
-        if (ws) { c->ext_ws = 1; c->ext_state = E_BWS_EQ; return 0; }
-        if (ch == '=') { c->ext_state = E_BWS_VAL; return 0; }
-        if (ch == ';') { c->ext_state = E_BWS_NAME; return 0; }
-        return -1;
-    case E_BWS_EQ:
-        if (ws) return 0;
-        if (ch == '=') { c->ext_ws = 0; c->ext_state = E_BWS_VAL; return 0; }
-        if (ch == ';') { c->ext_ws = 0; c->ext_state = E_BWS_NAME; return 0; }
-        return -1;
-    case E_BWS_VAL:
-        if (ws) return 0;
-        c->ext_ws = 0;
-        if (ch == '"') { c->ext_state = E_QUOTED; return 0; }
-        if (!IS(ch, C_TCHAR)) return -1;
-        c->ext_state = E_TOKVAL;
-        return 0;
-    case E_TOKVAL:
-        if (IS(ch, C_TCHAR)) return 0;
-        if (ws) { c->ext_ws = 1; c->ext_state = E_SEMI; return 0; }
-        if (ch == ';') { c->ext_state = E_BWS_NAME; return 0; }
-        return -1;
-    case E_QUOTED: /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
-        if (ch == '\\') { c->ext_state = E_QESC; return 0; }
-        if (ch == '"') { c->ext_state = E_SEMI; c->ext_ws = 0; return 0; }
-        return (ws || IS(ch, C_VCHAR)) ? 0 : -1;
-    case E_QESC:
-        c->ext_state = E_QUOTED;
-        return (ws || IS(ch, C_VCHAR)) ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-/* The size line may end here (a name or a whole value was just read). */
-static int ext_may_end(const hale_h1_chunked *c) {
-    return c->ext_state == E_NAME || c->ext_state == E_TOKVAL || c->ext_state == E_SEMI;
-}
-
-#define CHUNK_BAD(d) (*consumed = i, fail(err, 400, "bad_chunk", d), HALE_H1_CHUNK_ERROR)
-
-hale_h1_chunk_status hale_h1_chunked_feed(hale_h1_chunked *c, const char *in, size_t n,
-                                          const hale_h1_limits *lim, size_t *consumed,
-                                          size_t *data_off, size_t *data_len,
-                                          hale_h1_error *err) {
-    size_t i = 0;
-    size_t max_line = lim->max_head_bytes;
-    while (i < n) {
-        unsigned char ch = (unsigned char)in[i];
-        if (c->state == K_DATA) {
-            size_t take = n - i;
-            if (take > c->remaining) take = (size_t)c->remaining;
-            *data_off = i;
-            *data_len = take;
-            c->remaining -= take;
-            if (!c->remaining) c->state = K_DATA_CR;
-            *consumed = i + take;
-            return HALE_H1_CHUNK_DATA;
-        }
-        if (c->state <= K_SIZE_LF && ++c->line_bytes > max_line) return CHUNK_BAD("a chunk-size line is too long");
-        if (c->state >= K_TLINE && c->state <= K_END_LF) {
-            if (++c->trailer_bytes > lim->max_head_bytes) {
-                *consumed = i;
-                fail(err, 431, "headers_too_large", "the trailer section is larger than the limit");
-                return HALE_H1_CHUNK_ERROR;
-            }
-        }
-        switch (c->state) {
-        case K_SIZE:
-        case K_SIZE_MORE:
-            if (IS(ch, C_HEX)) {
-                if (++c->digits > 15) return CHUNK_BAD("a chunk size has too many digits");
-                c->remaining = c->remaining * 16 + (uint64_t)hexval(ch);
-                c->state = K_SIZE_MORE;
-                break;
-            }
-            if (c->state == K_SIZE) return CHUNK_BAD("a chunk must start with its size in hex");
-            if (ch == '\r') { c->state = K_SIZE_LF; break; }
-            c->state = K_EXT;
-            c->ext_state = E_SEMI;
-            c->ext_ws = 0;
-            if (ext_step(c, ch) != 0) return CHUNK_BAD("a chunk extension is malformed");
-            break;
-        case K_EXT:
-            if (ch == '\r') {
-                if (c->ext_ws || !ext_may_end(c)) return CHUNK_BAD("a chunk extension is malformed");
-                c->state = K_SIZE_LF;
-                break;
-            }
-            if (ext_step(c, ch) != 0) return CHUNK_BAD("a chunk extension is malformed");
-            break;
-        case K_SIZE_LF:
-            if (ch != '\n') return CHUNK_BAD("a chunk-size line must end with CRLF");
-            c->line_bytes = 0;
-            c->digits = 0;
-            c->state = c->remaining ? K_DATA : K_TLINE;
-            break;
-        case K_DATA_CR:
-            if (ch != '\r') return CHUNK_BAD("chunk data must be followed by CRLF");
-            c->state = K_DATA_LF;
-            break;
-        case K_DATA_LF:
-            if (ch != '\n') return CHUNK_BAD("chunk data must be followed by CRLF");
-            c->state = K_SIZE;
-            break;
-        case K_TLINE:
-            if (ch == '\r') { c->state = K_END_LF; break; }
-            if (!IS(ch, C_TCHAR)) return CHUNK_BAD("a trailer field is malformed");
-            if (++c->trailer_fields > lim->max_fields) {
-                *consumed = i;
-                fail(err, 431, "too_many_headers", "the trailer section has more fields than the limit");
-                return HALE_H1_CHUNK_ERROR;
-            }
-            c->state = K_TNAME;
-            break;
-        case K_TNAME:
-            if (IS(ch, C_TCHAR)) break;
-            if (ch == ':') { c->state = K_TVALUE; break; }
-            return CHUNK_BAD("a trailer field is malformed");
-        case K_TVALUE:
-            if (ch == '\r') { c->state = K_TVALUE_LF; break; }
-            if (ch == ' ' || ch == '\t' || IS(ch, C_VCHAR)) break;
-            return CHUNK_BAD("a trailer field value has a control character");
-        case K_TVALUE_LF:
-            if (ch != '\n') return CHUNK_BAD("a trailer line must end with CRLF");
-            c->state = K_TLINE;
-            break;
-        case K_END_LF:
-            if (ch != '\n') return CHUNK_BAD("the chunked body must end with CRLF");
-            c->state = K_DONE;
-            *consumed = i + 1;
-            return HALE_H1_CHUNK_DONE;
-        default:
-            return CHUNK_BAD("the decoder was called after the body was complete");
-        }
-        i++;
-    }
-    *consumed = i;
-    return HALE_H1_CHUNK_MORE;
 }

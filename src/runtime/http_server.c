@@ -33,24 +33,6 @@
 
 static char listen_tag, wake_tag; /* epoll data.ptr markers */
 
-void hale_http_opts_default(hale_http_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->name = "main";
-    o->host = "0.0.0.0";
-    o->port = 8080;
-    o->workers = 0;
-    o->max_connections = 4096;
-    o->max_connections_per_ip = 0;
-    o->max_in_flight = 0;
-    o->max_header_bytes = (size_t)8 * 1024;
-    o->max_headers = 100;
-    o->max_uri_bytes = 4096;
-    o->max_body_bytes = (size_t)1024 * 1024;
-    o->header_timeout_ms = 10000;
-    o->idle_timeout_s = 15;
-    o->body_timeout_ms = 15000;
-}
-
 static void wake(hale_http_worker *w) {
     uint64_t one = 1;
     ssize_t n;
@@ -352,6 +334,18 @@ void hale_http_unref(hale_http_server *s) {
 
 hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *router,
                                   const hale_http_hooks *hooks, char *err, size_t errlen) {
+    /* no limit of its own: every one comes from the settings table
+     * (hale_service_opts_get), so a forgotten field is refused here */
+    const char *zero = !o->max_connections ? "max_connections" : !o->max_header_bytes ? "max_header_bytes"
+                     : !o->max_headers ? "max_headers" : !o->max_uri_bytes ? "max_uri_bytes"
+                     : !o->max_body_bytes ? "max_body_bytes" : !o->header_timeout_ms ? "header_timeout_ms"
+                     : !o->idle_timeout_ms ? "idle_timeout_ms" : !o->body_timeout_ms ? "body_timeout_ms"
+                                           : NULL;
+    if (zero) {
+        snprintf(err, errlen, "listener %s: opts.%s is 0 (start from hale_service_opts_get)",
+                 o->name ? o->name : "main", zero);
+        return NULL;
+    }
     hale_http_server *s = xcalloc(1, sizeof *s);
     s->o = *o;
     s->router = router;
@@ -359,8 +353,6 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
     if (hooks) s->hooks = *hooks;
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "main");
     s->o.name = s->name;
-    if (!s->o.max_headers) s->o.max_headers = 100;
-    if (!s->o.header_timeout_ms) s->o.header_timeout_ms = 10000;
     s->limits.max_head_bytes = s->o.max_header_bytes;
     s->limits.max_target_bytes = s->o.max_uri_bytes;
     s->limits.max_fields = s->o.max_headers;

@@ -63,12 +63,6 @@ int hale_lifecycle_init(const hale_lifecycle_hooks *h) {
     return 0;
 }
 
-void hale_lifecycle_set_hooks(const hale_lifecycle_hooks *h) {
-    pthread_mutex_lock(&mu);
-    hooks = *h;
-    pthread_mutex_unlock(&mu);
-}
-
 bool hale_shutdown_requested(void) { return atomic_load(&shutdown_flag) != 0; }
 
 void hale_request_shutdown(void) {

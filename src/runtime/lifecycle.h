@@ -17,7 +17,8 @@
  *    kind once the window has passed, calls `on_signal` with count 2 (to
  *    log) and exits at once with status 1 (HALE_EXIT_FORCED).
  *  - SIGPIPE is ignored process-wide.
- *  - Exit codes (L3): 0 clean, 78 configuration error, 1 other fatal error.
+ *  - Exit codes (L3): 0 clean, 78 configuration error, 1 other fatal error,
+ *    2 a command line hale does not understand (the shell's usage status).
  */
 #ifndef HALE_LIFECYCLE_H
 #define HALE_LIFECYCLE_H
@@ -34,6 +35,8 @@
 #define HALE_EXIT_FATAL 1
 /** Exit status: a second signal ended the process at once. */
 #define HALE_EXIT_FORCED 1
+/** Exit status: a bad command line. */
+#define HALE_EXIT_USAGE 2
 /** A repeat of the same signal within this many ms is the same request. */
 #define HALE_SIGNAL_REPEAT_WINDOW_MS 1000
 #ifndef HALE_EXIT_CONFIG
@@ -51,9 +54,6 @@ typedef struct hale_lifecycle_hooks {
 /** Blocks the signals and starts the signal thread (see above).
  * Returns 0, or -1 if the signal thread could not start. */
 int hale_lifecycle_init(const hale_lifecycle_hooks *hooks);
-
-/** Sets hooks later (e.g. once the logger is configured). */
-void hale_lifecycle_set_hooks(const hale_lifecycle_hooks *hooks);
 
 /** True once SIGTERM/SIGINT came (or hale_request_shutdown). Thread-safe. */
 bool hale_shutdown_requested(void);

@@ -30,10 +30,6 @@ static _Atomic uint64_t g_truncated, g_dropped;
 static const char *const level_json[] = {"error", "warn", "info", "debug", "trace"};
 static const char *const level_text[] = {"ERROR", " WARN", " INFO", "DEBUG", "TRACE"};
 
-const char *hale_log_level_name(hale_log_level lvl) {
-    return (unsigned)lvl <= HALE_LOG_TRACE ? level_json[lvl] : "?";
-}
-
 int hale_log_init(const char *level_spec, const char *format, char *err, size_t errlen) {
     bool json = false;
     if (format && *format) {
@@ -160,20 +156,9 @@ static void put_json_escaped(line *w, const char *s, size_t n) {
  * bytes are not one. C1 controls (U+0080..U+009F) count as invalid here:
  * some terminals act on them. */
 static size_t utf8_char(const unsigned char *s, size_t n) {
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0xA0; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; cp = c & 0x07; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
+    uint32_t cp;
+    size_t len = hale_utf8_seq(s, n, &cp);
+    return len && cp >= 0x80 && cp <= 0x9F ? 0 : len;
 }
 
 /* Text-format escaping: control bytes and invalid UTF-8 become \n, \t, \r
@@ -322,57 +307,6 @@ static bool key_reserved(const char *k) {
     case 'm': return strcmp(k, "msg") == 0;
     default: return false;
     }
-}
-
-/* Y7 backstop: a field whose key names a secret never shows its value,
- * whatever the caller passed. Matches anywhere in the key, any case
- * ("db_password", "x_api_key", "Authorization"). One pass; a full compare
- * only where the first two letters fit, so ordinary keys cost a few
- * instructions per byte. */
-static bool word_at(const char *p, const char *w) { return strncasecmp(p, w, strlen(w)) == 0; }
-
-static bool key_sensitive_scan(const char *k);
-
-/* Field keys are nearly always the same few literals, so the answer is
- * cached per thread, keyed by the key's address and checked against a copy
- * of its text (a reused buffer holding another key is never mistaken). */
-bool hale_log_key_sensitive(const char *k) {
-    enum { SLOTS = 64, KMAX = 32 };
-    static _Thread_local struct { const char *p; unsigned char len, yes; char text[KMAX]; } cache[SLOTS];
-    size_t n = strnlen(k, KMAX);
-    if (n == KMAX) return key_sensitive_scan(k);
-    unsigned h = (unsigned)(((uint64_t)(uintptr_t)k * 0x9E3779B97F4A7C15ull) >> 58); /* 0..63 */
-    if (cache[h].p == k && cache[h].len == n && memcmp(cache[h].text, k, n) == 0) return cache[h].yes;
-    bool yes = key_sensitive_scan(k);
-    cache[h].p = k;
-    cache[h].len = (unsigned char)n;
-    cache[h].yes = yes;
-    memcpy(cache[h].text, k, n);
-    return yes;
-}
-
-static bool key_sensitive_scan(const char *k) {
-    for (const char *p = k; p[0] && p[1]; p++) {
-        char c1 = (char)(p[1] | 0x20);
-        switch (p[0] | 0x20) {
-        case 'p':
-            if (c1 == 'a' && (word_at(p, "password") || word_at(p, "passwd"))) return true;
-            if (c1 == 'r' && word_at(p, "private_key")) return true;
-            break;
-        case 's': if (c1 == 'e' && word_at(p, "secret")) return true; break;
-        case 't': if (c1 == 'o' && word_at(p, "token")) return true; break;
-        case 'a':
-            if (c1 == 'u' && word_at(p, "authorization")) return true;
-            if (c1 == 'p' && (word_at(p, "api_key") || word_at(p, "apikey"))) return true;
-            break;
-        case 'c':
-            if (c1 == 'o' && word_at(p, "cookie")) return true;
-            if (c1 == 'r' && word_at(p, "credential")) return true;
-            break;
-        default: break;
-        }
-    }
-    return false;
 }
 
 static void put_field(line *w, const hale_log_field *f, bool json) {

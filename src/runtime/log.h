@@ -180,8 +180,6 @@ void hale_log_counters(uint64_t *truncated, uint64_t *dropped);
  * names in the access log. Thread-safe, no allocation. */
 bool hale_log_key_sensitive(const char *key);
 
-/** "error", "warn", ... for a valid level, "?" otherwise. */
-const char *hale_log_level_name(hale_log_level lvl);
 
 #pragma GCC visibility pop
 

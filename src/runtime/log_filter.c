@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #define LEVEL_OFF (-1)
+#define LEVEL_UNKNOWN (-2)
 
 typedef struct log_override {
     char name[HALE_LOG_TARGET_MAX];
@@ -27,7 +28,7 @@ typedef struct log_config {
 static log_config g_cfg = {.deflt = HALE_LOG_INFO, .n = 0};
 static _Atomic int g_max = HALE_LOG_INFO;
 
-/* Level from a name of n bytes; -2 when unknown. */
+/* Level from a name of n bytes; LEVEL_UNKNOWN when none. */
 static int parse_level(const char *s, size_t n) {
     static const struct { const char *name; int level; } names[] = {
         {"error", HALE_LOG_ERROR}, {"warn", HALE_LOG_WARN},
@@ -38,7 +39,7 @@ static int parse_level(const char *s, size_t n) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == n && strncasecmp(s, names[i].name, n) == 0)
             return names[i].level;
-    return -2;
+    return LEVEL_UNKNOWN;
 }
 
 static void trim(const char **s, size_t *n) {
@@ -62,7 +63,7 @@ static int parse_entry(log_config *cfg, bool *have_default, const char *s, size_
     const char *eq = memchr(s, '=', n);
     if (!eq) {
         int lv = parse_level(s, n);
-        if (lv == -2)
+        if (lv == LEVEL_UNKNOWN)
             return hale_err(err, errlen, "log level: unknown level \"%.*s\" (" BAD_LEVEL_HINT ")",
                             (int)(n > 64 ? 64 : n), s);
         if (*have_default)
@@ -88,7 +89,7 @@ static int parse_entry(log_config *cfg, bool *have_default, const char *s, size_
         return hale_err(err, errlen, "log level: target name \"%.*s...\" longer than %d bytes",
                         32, t, HALE_LOG_TARGET_MAX - 1);
     int lv = parse_level(l, ln);
-    if (lv == -2)
+    if (lv == LEVEL_UNKNOWN)
         return hale_err(err, errlen,
                         "log level: unknown level \"%.*s\" for target \"%.*s\" (" BAD_LEVEL_HINT ")",
                         (int)(ln > 64 ? 64 : ln), l, (int)tn, t);

@@ -239,29 +239,15 @@ static uint64_t hash_values(const char *const *v, size_t n, bool *high) {
     return h;
 }
 
-static size_t utf8_len(const unsigned char *s) {
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; cp = c & 0x07; }
-    else return 0;
-    for (size_t i = 1; i < len; i++) { /* stops at the NUL: it is not 10xxxxxx */
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 /* Copy of s with each invalid UTF-8 byte replaced by U+FFFD. */
 static char *sanitize(const char *s) {
     hale_buf b;
     hale_buf_init(&b);
-    hale_buf_reserve(&b, strlen(s));
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t l = utf8_len(p);
+    size_t n = strlen(s);
+    hale_buf_reserve(&b, n);
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        size_t l = hale_utf8_seq(p, (size_t)(end - p), NULL);
         if (l) hale_buf_append(&b, p, l);
         else hale_buf_append(&b, "\xEF\xBF\xBD", 3);
         p += l ? l : 1;

@@ -155,6 +155,3 @@ hale_match_result hale_router_match(const hale_router *r, const char *method,
 
 size_t hale_router_count(const hale_router *r) { return r->n; }
 
-const hale_route *hale_router_route(const hale_router *r, size_t i) {
-    return i < r->n ? &r->v[i].route : NULL;
-}

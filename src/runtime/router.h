@@ -79,10 +79,8 @@ hale_match_result hale_router_match(const hale_router *r, const char *method,
                                     const char *path, size_t n,
                                     hale_route_match *m);
 
-/** Number of registered routes. */
+/** Number of registered routes (for metrics pre-registration). */
 size_t hale_router_count(const hale_router *r);
-/** Route i (0 <= i < hale_router_count), e.g. for metrics pre-registration. */
-const hale_route *hale_router_route(const hale_router *r, size_t i);
 
 #pragma GCC visibility pop
 

@@ -44,11 +44,6 @@ hale_router *hale_service_admin_router(hale_service *s) { return s->admin_router
 hale_health *hale_service_health(hale_service *s) { return s->health; }
 hale_metrics *hale_service_metrics(hale_service *s) { return s->metrics; }
 
-void hale_service_set_auth(hale_service *s, bool (*auth)(hale_req *, void *), void *arg) {
-    s->hooks.auth = auth;
-    s->hooks.auth_arg = arg;
-}
-
 static void on_signal(int signo, int count, void *arg) {
     (void)arg;
     if (count >= 2) {
@@ -88,6 +83,7 @@ static void usage(const hale_service_def *def, FILE *out) {
             "  config            print every setting, its value and where it came from\n"
             "  config --check    validate the configuration; exit 0, or 78 listing every problem\n"
             "  config --markdown the settings table for the README\n"
+            "  config --toml     every setting with its built-in default (config/default.toml)\n"
             "  --health-check    ask the running instance's readiness over loopback; exit 0/1\n"
             "  --version         print the version\n%s",
             def->name, def->command_help ? def->command_help : "");
@@ -149,6 +145,7 @@ static void sleep_ms(uint64_t ms) {
 /* Listeners up, dependencies connected, serving until a signal; then the
  * drain timeline of service.h. */
 static int serve(hale_service *s) {
+    int rc = HALE_EXIT_FATAL;
     char err[512];
     const hale_cfg *cfg = s->cfg;
     s->metrics = hale_metrics_new();
@@ -183,11 +180,12 @@ static int serve(hale_service *s) {
         else
             HALE_LOG(HALE_LOG_WARN, "auth", "no API key configured: the API is open to anyone "
                      "who can reach it (set the api-key secret)");
-        hale_auth_start(s->auth);
+        if (hale_auth_start(s->auth, err, sizeof err) != 0) {
+            HALE_LOG(HALE_LOG_ERROR, "auth", "cannot watch the api-key file", HALE_F_STR("error", err));
+            goto out;
+        }
     }
     on_transition(HALE_AVAIL_STARTING, HALE_AVAIL_STARTING, "starting", s);
-
-    int rc = HALE_EXIT_FATAL;
     /* the main listener is reachable by clients: /health without error text */
     if (hale_health_register_public(s->health, s->router, err, sizeof err) ||
         hale_health_register(s->health, s->admin_router, err, sizeof err) ||
@@ -205,38 +203,32 @@ static int serve(hale_service *s) {
 #endif
     if (s->def->setup && s->def->setup(s, s->def->app) != 0) goto out;
 
-    hale_http_opts o;
-    hale_service_http_opts(cfg, &o);
-    s->main_srv = hale_http_start(&o, s->router, &s->hooks, err, sizeof err);
+    hale_service_opts so;
+    hale_service_opts_get(cfg, &so);
+    s->main_srv = hale_http_start(&so.main, s->router, &s->hooks, err, sizeof err);
     if (!s->main_srv) {
         HALE_LOG(HALE_LOG_ERROR, "service", "cannot start the main listener", HALE_F_STR("error", err));
         goto out;
     }
     hale_observe_track_server(s->obs, s->main_srv);
     if (hale_cfg_bool(cfg, "metrics.enabled")) {
-        hale_http_opts ao;
-        hale_http_opts_default(&ao);
-        ao.name = "admin";
-        ao.host = hale_cfg_str(cfg, "metrics.host");
-        ao.port = (unsigned)hale_cfg_int(cfg, "metrics.port");
-        ao.workers = 1;               /* probes and scrapes only */
-        ao.max_connections = 128;     /* its own cap: main-listener floods do not reach it */
-        ao.idle_timeout_s = 10;
-        ao.max_body_bytes = 1024;
-        s->admin_srv = hale_http_start(&ao, s->admin_router, &s->hooks, err, sizeof err);
+        s->admin_srv = hale_http_start(&so.admin, s->admin_router, &s->hooks, err, sizeof err);
         if (!s->admin_srv) {
             HALE_LOG(HALE_LOG_ERROR, "service", "cannot start the admin listener", HALE_F_STR("error", err));
             goto out;
         }
     }
     hale_health_watch(s->health, s->main_srv, (unsigned)hale_cfg_ms(cfg, "health.liveness_stall"));
-    HALE_LOG(HALE_LOG_INFO, "service", "listening", HALE_F_STR("host", o.host),
+    HALE_LOG(HALE_LOG_INFO, "service", "listening", HALE_F_STR("host", so.main.host),
              HALE_F_UINT("port", hale_http_port(s->main_srv)),
              HALE_F_UINT("workers", hale_http_workers(s->main_srv)),
              HALE_F_UINT("admin_port", s->admin_srv ? hale_http_port(s->admin_srv) : 0),
              HALE_F_STR("version", HALE_VERSION), HALE_F_STR("run_env", hale_cfg_run_env(cfg)));
 
-    hale_health_start(s->health);
+    if (hale_health_start(s->health, err, sizeof err) != 0) {
+        HALE_LOG(HALE_LOG_ERROR, "health", "cannot start the checks", HALE_F_STR("error", err));
+        goto out;
+    }
     if (s->def->start && s->def->start(s, s->def->app) != 0) {
         if (!hale_shutdown_requested()) goto out;
     }
@@ -327,7 +319,9 @@ int hale_service_main(const hale_service_def *def, int argc, char **argv, char *
     if (cmd && !strcmp(cmd, "config")) {
         bool check = i + 1 < argc && !strcmp(argv[i + 1], "--check");
         bool markdown = i + 1 < argc && !strcmp(argv[i + 1], "--markdown");
+        bool toml = i + 1 < argc && !strcmp(argv[i + 1], "--toml");
         if (markdown) hale_cfg_markdown_table(s.cfg, stdout);
+        else if (toml) hale_cfg_print_toml(s.cfg, stdout);
         else if (!check) hale_cfg_print(s.cfg, stdout);
         hale_cfg_print_diags(s.cfg, stderr);
         rc = hale_cfg_error_count(s.cfg) ? HALE_EXIT_CONFIG : 0;
@@ -344,11 +338,11 @@ int hale_service_main(const hale_service_def *def, int argc, char **argv, char *
         if (!cmd) {
             rc = serve(&s);
         } else {
-            rc = def->command ? def->command(&s, argc - i, argv + i, def->app) : -2;
-            if (rc == -2) {
+            rc = def->command ? def->command(&s, argc - i, argv + i, def->app) : HALE_NO_SUCH_COMMAND;
+            if (rc == HALE_NO_SUCH_COMMAND) {
                 fprintf(stderr, "%s: unknown command \"%s\"\n", def->name, cmd);
                 usage(def, stderr);
-                rc = 2;
+                rc = HALE_EXIT_USAGE;
             }
         }
     }

@@ -32,6 +32,9 @@
 /** The running service, handed to the callbacks (opaque). */
 typedef struct hale_service hale_service;
 
+/** What hale_service_def.command returns when argv[0] names none of its commands. */
+#define HALE_NO_SUCH_COMMAND (-2)
+
 /** What a service is: its name, settings and callbacks. */
 typedef struct hale_service_def {
     const char *name;                 /**< "hale" */
@@ -49,8 +52,9 @@ typedef struct hale_service_def {
     /** Closes dependencies after the drain (no request in flight any more).
      * May be NULL. */
     void (*stop)(hale_service *svc, void *app);
-    /** Extra commands (e.g. "migrate"): returns an exit status, or -2 when
-     * argv[0] names none. Settings are loaded when it runs. May be NULL. */
+    /** Extra commands (e.g. "migrate"): returns an exit status, or
+     * HALE_NO_SUCH_COMMAND when argv[0] names none (hale then prints the
+     * usage and exits 2). Settings are loaded when it runs. May be NULL. */
     int (*command)(hale_service *svc, int argc, char **argv, void *app);
     const char *command_help;         /**< lines for --help, may be NULL */
 } hale_service_def;
@@ -68,16 +72,24 @@ hale_router *hale_service_admin_router(hale_service *svc);
 hale_health *hale_service_health(hale_service *svc);
 /** The metrics registry served on /metrics: add the service's families. */
 hale_metrics *hale_service_metrics(hale_service *svc);
-/** The auth hook for HALE_ROUTE_AUTH routes (set during setup). */
-void hale_service_set_auth(hale_service *svc, bool (*auth)(hale_req *, void *), void *arg);
 
 /** The runtime's own settings (server, metrics, log, health, shutdown). */
 extern const hale_setting hale_runtime_settings[];
 /** Entries in hale_runtime_settings. */
 extern const size_t hale_runtime_nsettings;
 
-/** Fills listener options from the loaded settings. */
-void hale_service_http_opts(const hale_cfg *cfg, hale_http_opts *o);
+/** What the runtime's settings put in plain structs: the two listeners'
+ * options, each field bound to its setting in hale_runtime_settings. */
+typedef struct hale_service_opts {
+    hale_http_opts main;  /**< server.*, shutdown.close_idle */
+    hale_http_opts admin; /**< metrics.host, port, workers, max_connections,
+                             idle_timeout, max_body_bytes; its other
+                             limits are the main listener's */
+} hale_service_opts;
+
+/** Fills o from the loaded settings; cfg NULL gives the built-in defaults
+ * (for a program that starts a listener without a configuration). */
+void hale_service_opts_get(const hale_cfg *cfg, hale_service_opts *o);
 
 #pragma GCC visibility pop
 

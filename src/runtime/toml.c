@@ -370,29 +370,6 @@ static toml_pos pos_at(const char *s, size_t off) {
     return p;
 }
 
-/* Offset of the first invalid UTF-8 sequence, or n. */
-static size_t utf8_check(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        unsigned cp, min;
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
-        else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
-        else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
-        else return i;
-        if (n - i < len) return i;
-        cp = c & (0x3Fu >> (len - 1));
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-            cp = cp << 6 | (s[i + k] & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-        i += len;
-    }
-    return n;
-}
 
 toml_value *toml_parse(const char *text, size_t len, const toml_limits *lim,
                        toml_error *err) {
@@ -407,7 +384,7 @@ toml_value *toml_parse(const char *text, size_t len, const toml_limits *lim,
         tp_fail(&ps, "input larger than %zu bytes", ps.lim.max_input);
         return NULL;
     }
-    size_t bad = utf8_check((const unsigned char *)text, len);
+    size_t bad = hale_utf8_check(text, len);
     if (bad < len) {
         tp_fail_at(&ps, pos_at(text, bad), "invalid UTF-8");
         return NULL;

@@ -111,24 +111,38 @@ void hale_buf_printf(hale_buf *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
-/* Length of a valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
+size_t hale_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp_out) {
     unsigned c = s[0];
     size_t len;
-    unsigned min;
-    if (c < 0x80) return 1;
+    uint32_t min;
+    if (c < 0x80) {
+        if (cp_out) *cp_out = c;
+        return 1;
+    }
     if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
     else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
     else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
     else return 0;
     if (n < len) return 0;
-    unsigned cp = c & (0x3F >> (len - 1));
+    uint32_t cp = c & (0x3Fu >> (len - 1));
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
+        cp = (cp << 6) | (s[i] & 0x3Fu);
     }
     if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    if (cp_out) *cp_out = cp;
     return len;
+}
+
+size_t hale_utf8_check(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t l = hale_utf8_seq(p + i, n - i, NULL);
+        if (l == 0) return i;
+        i += l;
+    }
+    return n;
 }
 
 void hale_buf_json_escape(hale_buf *b, const char *s, size_t n) {
@@ -157,7 +171,7 @@ void hale_buf_json_escape(hale_buf *b, const char *s, size_t n) {
             i++;
             continue;
         }
-        size_t l = utf8_seq(p + i, n - i);
+        size_t l = hale_utf8_seq(p + i, n - i, NULL);
         if (l == 0) {
             hale_buf_append(b, "\xEF\xBF\xBD", 3);
             i++;

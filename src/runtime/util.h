@@ -9,10 +9,19 @@
  *    is for broken invariants only, never for bad input.
  *  - size helpers detect overflow instead of wrapping.
  *
- * Error convention (whole project): functions that can fail return 0 on
- * success and -1 on failure, and write a human-readable reason into a
- * caller-supplied `char *err, size_t errlen` buffer when one is given.
- * Functions returning pointers return NULL on failure, documented per call.
+ * Error convention (whole project), in this order of preference:
+ *  - A function that can fail returns 0 on success and -1 on failure, and
+ *    writes a human-readable reason into a caller-supplied
+ *    `char *err, size_t errlen` (hale_err makes that one statement). A
+ *    constructor returns NULL instead of -1, with the same err.
+ *  - Where callers must tell outcomes apart (not found, precondition,
+ *    unavailable...), an enum of statuses named for the domain (kv_status).
+ *  - A predicate returns bool; a count or size returns it (size_t).
+ *  - A resource that cannot be had at start (a thread, a socket, a file) is
+ *    an error returned to the caller, which logs it and exits 1; only a
+ *    broken invariant or exhausted memory is a hale_panic.
+ *  - A sentinel return value is a named constant, never a bare -2.
+ * Process exit codes are in lifecycle.h (0, 1, 2, 78).
  */
 #ifndef HALE_UTIL_H
 #define HALE_UTIL_H
@@ -82,6 +91,14 @@ void hale_buf_puts(hale_buf *b, const char *s);
 /** Appends printf-formatted text. */
 void hale_buf_printf(hale_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/** UTF-8 (RFC 3629), the one validator: the length of the valid sequence at
+ * s (n >= 1 bytes available), or 0 when the bytes are not one (overlong,
+ * surrogate, above U+10FFFF, truncated, a stray continuation byte). The
+ * code point goes to *cp when cp is not NULL. */
+size_t hale_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
+/** Offset of the first invalid sequence in s[0..n), or n when all valid. */
+size_t hale_utf8_check(const char *s, size_t n);
+
 /** Append s as JSON string contents (no surrounding quotes): escapes quotes,
  * backslash, control characters; invalid UTF-8 bytes become U+FFFD. */
 void hale_buf_json_escape(hale_buf *b, const char *s, size_t n);

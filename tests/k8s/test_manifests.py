@@ -497,13 +497,6 @@ def test_release_label_set_in_one_place():  # R: K10, O5
 
 # ------------------------------------------- K12: migrations before start
 
-def _lock_wait_s():
-    """hale's bound on waiting for another instance's migration lock (the
-    default in src/app/backends.c; no setting changes it)."""
-    src = (ROOT / "src/app/backends.c").read_text()
-    return int(re.search(r"migrate_lock_wait_ms = (\d+);", src).group(1)) / 1000
-
-
 def test_migrations_run_in_an_init_container(overlay):  # R: K12
     name, docs = overlay
     for d in deployments(docs):
@@ -526,7 +519,7 @@ def test_app_wait_is_strictly_inside_the_startup_budget(overlay):  # R: K12, H3,
     mine = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/production.toml").read_text())
     default = tomllib.loads((ROOT / "deploy/k8s/base/shared/config/default.toml").read_text())
     db = {**default["database"], **mine.get("database", {})}
-    worst = _lock_wait_s() + duration_s(db["connect_timeout"]) + duration_s(db["statement_timeout"])
+    worst = duration_s(db["migrate_lock_wait"]) + duration_s(db["connect_timeout"]) + duration_s(db["statement_timeout"])
     for d in deployments(docs):
         sp = container(d)["startupProbe"]
         budget = sp["periodSeconds"] * sp["failureThreshold"]

@@ -25,22 +25,22 @@
 #include "util.h"
 
 static const hale_setting app[] = {
-    {"server.host", HALE_SETTING_STRING, "0.0.0.0", 0, 0, NULL, "HOST", 0, "Address to listen on."},
-    {"server.port", HALE_SETTING_INT, "8080", 1, 65535, NULL, "PORT", 0, "TCP port for the API."},
+    {"server.host", HALE_SETTING_STRING, "0.0.0.0", 0, 0, NULL, "HOST", 0, "Address to listen on.", HALE_NO_FIELD},
+    {"server.port", HALE_SETTING_INT, "8080", 1, 65535, NULL, "PORT", 0, "TCP port for the API.", HALE_NO_FIELD},
     {"server.request_timeout", HALE_SETTING_DURATION, "30s", 1, 3600000, NULL, NULL,
-     HALE_SETTING_RELOADABLE, "Deadline for one request."},
+     HALE_SETTING_RELOADABLE, "Deadline for one request.", HALE_NO_FIELD},
     {"database.url", HALE_SETTING_STRING, "sqlite://./data/hale.db", 0, 0, NULL, "DATABASE_URL",
-     HALE_SETTING_SECRET, "sqlite://path | postgres://..."},
-    {"database.max_connections", HALE_SETTING_INT, "10", 1, 1000, NULL, NULL, 0, "Pool size."},
+     HALE_SETTING_SECRET, "sqlite://path | postgres://...", HALE_NO_FIELD},
+    {"database.max_connections", HALE_SETTING_INT, "10", 1, 1000, NULL, NULL, 0, "Pool size.", HALE_NO_FIELD},
     {"redis.url", HALE_SETTING_STRING, "", 0, 0, NULL, "REDIS_URL", HALE_SETTING_SECRET,
-     "Redis URL; empty disables the cache."},
-    {"redis.pool_size", HALE_SETTING_INT, "8", 1, 256, NULL, NULL, 0, "Redis connections."},
+     "Redis URL; empty disables the cache.", HALE_NO_FIELD},
+    {"redis.pool_size", HALE_SETTING_INT, "8", 1, 256, NULL, NULL, 0, "Redis connections.", HALE_NO_FIELD},
     {"log.level", HALE_SETTING_ENUM, "info", 0, 0, "error|warn|info|debug|trace", "LOG_LEVEL",
-     HALE_SETTING_RELOADABLE, "Minimum level."},
-    {"log.format", HALE_SETTING_ENUM, "text", 0, 0, "json|text", "LOG_FORMAT", 0, "Line format."},
-    {"metrics.enabled", HALE_SETTING_BOOL, "true", 0, 0, NULL, NULL, 0, "Serve /metrics."},
+     HALE_SETTING_RELOADABLE, "Minimum level.", HALE_NO_FIELD},
+    {"log.format", HALE_SETTING_ENUM, "text", 0, 0, "json|text", "LOG_FORMAT", 0, "Line format.", HALE_NO_FIELD},
+    {"metrics.enabled", HALE_SETTING_BOOL, "true", 0, 0, NULL, NULL, 0, "Serve /metrics.", HALE_NO_FIELD},
     {"auth.pin", HALE_SETTING_INT, "0", 0, 999999, NULL, "AUTH_PIN", HALE_SETTING_SECRET,
-     "A typed secret."},
+     "A typed secret.", HALE_NO_FIELD},
 };
 
 typedef struct fx {

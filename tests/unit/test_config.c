@@ -271,15 +271,15 @@ static void get_wrong_type(void) { hale_cfg_str(child_cfg(), "server.port"); }
 static void ms_on_int(void) { hale_cfg_ms(child_cfg(), "server.port"); }
 static void declare_twice(void) { hale_cfg_declare(child_cfg(), app, 1); }
 static void declare_bad_default(void) {
-    static const hale_setting s[] = {{"x.y", HALE_SETTING_INT, "100", 1, 10, NULL, NULL, 0, ""}};
+    static const hale_setting s[] = {{"x.y", HALE_SETTING_INT, "100", 1, 10, NULL, NULL, 0, "", HALE_NO_FIELD}};
     hale_cfg_declare(hale_cfg_new(), s, 1);
 }
 static void declare_clash(void) {
-    static const hale_setting s[] = {{"server", HALE_SETTING_INT, "1", 0, 0, NULL, NULL, 0, ""}};
+    static const hale_setting s[] = {{"server", HALE_SETTING_INT, "1", 0, 0, NULL, NULL, 0, "", HALE_NO_FIELD}};
     hale_cfg_declare(child_cfg(), s, 1);
 }
 static void declare_bad_name(void) {
-    static const hale_setting s[] = {{"Server.Port", HALE_SETTING_INT, "1", 0, 0, NULL, NULL, 0, ""}};
+    static const hale_setting s[] = {{"Server.Port", HALE_SETTING_INT, "1", 0, 0, NULL, NULL, 0, "", HALE_NO_FIELD}};
     hale_cfg_declare(hale_cfg_new(), s, 1);
 }
 

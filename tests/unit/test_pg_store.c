@@ -248,7 +248,7 @@ static void test_check_only_mode_reports_missing_migrations(void **st) {
     assert_null(kv_pg_open(&o, err, sizeof err));
     assert_non_null(strstr(err, "hale migrate"));
     app_store_cfg cfg;
-    app_store_cfg_defaults(&cfg);
+    app_store_cfg_get(NULL, &cfg);
     cfg.database_url = url;
     FILE *out = tmpfile();
     assert_int_equal(app_migrate(&cfg, 1000, out, err, sizeof err), 0);

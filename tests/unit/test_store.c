@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "store_sqlite.h"
 
 static char dir[64];
 static char path[128];

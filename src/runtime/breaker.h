@@ -12,7 +12,7 @@
  *    failures reported by calls that started before a state change still
  *    count (the breaker keeps no per-call tokens), which only ever makes it
  *    close or open a little sooner.
- *  - Knows nothing of what it guards: it can move to the runtime as is.
+ *  - Knows nothing of what it guards (a database, a cache, any service).
  *
  * Thread-safety: every function may be called from any thread. The closed
  * state's paths (allow, success) are lock-free; state changes take a small
