@@ -4,7 +4,9 @@ warning (an override needs a written reason); the three packages install
 in a fresh container of the local Debian base (docker/mkbase.sh, as the
 image tests use) and hale runs there from the installed files: bin in PATH,
 config from /etc/hale, its system user, answering /health and a write, a
-drain to exit 0, and a purge that leaves no state behind."""
+drain to exit 0, and a purge that leaves no state behind; then
+examples/shortener builds there against libhale-dev (pkg-config) and runs
+on libhale0."""
 import glob
 import os
 import re
@@ -133,6 +135,25 @@ rc=0; wait "$pid" || rc=$?
 echo "exit: $rc"
 apt-get purge -y -qq hale >/dev/null 2>&1
 if [ -e /var/lib/hale ]; then echo "purge: state left"; else echo "purge: clean"; fi
+# libhale-dev + libhale0: the example service builds with the packaged
+# pkg-config file and headers and runs on the packaged shared library
+apt-get install -y -qq --no-install-recommends gcc make pkgconf libc6-dev >/tmp/apt2.log 2>&1 || { tail -30 /tmp/apt2.log; exit 1; }
+cp -r /example /tmp/ex && make -s -C /tmp/ex >/tmp/ex.log 2>&1 || { cat /tmp/ex.log; exit 1; }
+echo "example links: $(ldd /tmp/ex/shortener | awk '/libhale/ {print $3}')"
+cd /tmp
+PORT=8081 APP_METRICS__PORT=9091 HOST=127.0.0.1 APP_METRICS__HOST=127.0.0.1 /tmp/ex/shortener >/tmp/ex-run.log 2>&1 &
+ex=$!
+for i in $(seq 1 100); do
+  if /tmp/ex/shortener --health-check >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+exec 3<>/dev/tcp/127.0.0.1/8081
+printf 'POST /v1/links HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 19\r\n\r\nhttps://debian.org/' >&3
+echo "example post: $(head -1 <&3 | tr -d '\r')"
+exec 3>&-
+kill -TERM "$ex"
+rc=0; wait "$ex" || rc=$?
+echo "example exit: $rc"
 """
 
 
@@ -143,8 +164,9 @@ def test_installs_and_runs_in_a_fresh_container(debs):  # R: R4
     os.makedirs(d)
     for name in ("hale", "libhale0", "libhale-dev"):
         shutil.copy(deb(debs, name), d)
-    out = run("docker", "run", "--rm", "-v", d + ":/debs:ro", BASE, "bash", "-c", CONTAINER_SCRIPT,
-              timeout=600)
+    out = run("docker", "run", "--rm", "-v", d + ":/debs:ro",
+              "-v", os.path.join(ROOT, "examples", "shortener") + ":/example:ro",
+              BASE, "bash", "-c", CONTAINER_SCRIPT, timeout=600)
     lines = dict(l.split(": ", 1) for l in out.splitlines() if ": " in l)
     assert lines.get("bin") == "/usr/bin/hale", out
     assert lines.get("user", "").startswith("hale:/var/lib/hale:"), out
@@ -157,3 +179,6 @@ def test_installs_and_runs_in_a_fresh_container(debs):  # R: R4
     assert lines.get("db") == "in /var/lib/hale", out
     assert lines.get("exit") == "0", out
     assert lines.get("purge") == "clean", out
+    assert lines.get("example links", "").endswith("/libhale.so.0"), out
+    assert lines.get("example post") == "HTTP/1.1 201 Created", out
+    assert lines.get("example exit") == "0", out
