@@ -17,9 +17,9 @@ define cmake_build
 	@scripts/build.sh $(1)
 endef
 
-.PHONY: build-times upx
+.PHONY: build-times upx soak
 .PHONY: help deps test-deps build release minsize native debug asan tsan run test \
-        test-unit test-e2e test-asan test-tsan toml-test lint format size fuzz fuzz-short \
+        test-unit test-e2e test-asan test-tsan soak toml-test lint format size fuzz fuzz-short \
         bench k8s-check image test-image clean install abi-check abi-baseline
 
 help: ## list the targets
@@ -105,6 +105,13 @@ fuzz: ## run every libFuzzer target for FUZZ_SECONDS (default 300)
 
 fuzz-short: ## run every fuzzer for 30 s (part of make test)
 	@scripts/fuzz.sh 30
+
+# Long loops (make test runs short ones). SOAK_BIN=build/asan/hale for ASan.
+SOAK_BIN ?= build/debug/hale
+soak: debug ## long fault loops: SQLite power loss at every sync point of 300 PUTs (>= 1,500 trials), history and failover with 10x the operations
+	HALE_BIN=$(SOAK_BIN) HALE_POWERLOSS_TRIALS=1200 HALE_POWERLOSS_WRITE_TRIALS=300 \
+	  HALE_POWERLOSS_WRITES=300 $(PYTEST) -q -s tests/e2e/test_sqlite_faults.py -k power_loss
+	HALE_SOAK=1 HALE_BIN=$(SOAK_BIN) $(PYTEST) -q -s tests/e2e/test_history.py tests/e2e/test_failover.py
 
 # HALE_BENCH_BIN=/path/to/hale measures that binary: no build of this tree.
 bench: $(if $(HALE_BENCH_BIN),,release) ## benchmark hale against two axum peers and nginx (prints the table)

@@ -31,11 +31,14 @@ if [[ ! -f build/debug/compile_commands.json ]]; then
   scripts/build.sh --configure-only debug
 fi
 checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-narrowing-conversions,-bugprone-assignment-in-if-condition,cert-err34-c,clang-analyzer-*,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-clang-analyzer-valist.Uninitialized'
+# a file of this run's own: two checkouts linting at once must not mix
+tidy_out=$(mktemp /tmp/hale-clang-tidy.XXXXXX)
 if ! clang-tidy --quiet -p build/debug --checks="$checks" --warnings-as-errors='*' "${srcs[@]}" \
-     > /tmp/hale-clang-tidy.out 2>&1; then
-  grep -E "error:|warning:" /tmp/hale-clang-tidy.out | head -50
+     > "$tidy_out" 2>&1; then
+  grep -E "error:|warning:" "$tidy_out" | head -50
   rc=1
 fi
+rm -f "$tidy_out"
 
 echo "lint: shellcheck"
 mapfile -t scripts < <(git ls-files '*.sh' .ci/run 2>/dev/null; ls scripts/*.sh deploy/*.sh bench/*.sh 2>/dev/null)

@@ -5,6 +5,8 @@
 #
 # Usage: scripts/services.sh start|stop|status|env [pg|redis|all]
 #        scripts/services.sh freeze|thaw pg|redis   (SIGSTOP/SIGCONT: a hung server)
+#        scripts/services.sh start pg-ha [sync|async]
+#        scripts/services.sh crash|promote|stop|env pg-ha
 #
 #   start   installs the packages if missing (as root), creates the data
 #           directories on first use, starts what is not running, waits
@@ -15,6 +17,20 @@
 #   status  one line per server; exit 1 when one is not running.
 #   env     prints the export lines only.
 # Every step is idempotent: start twice is fine, stop when stopped is fine.
+#
+# pg-ha (failover tests, F3): a PostgreSQL 15 primary and a streaming
+# standby of it, on ports 10000+2n and 10001+2n (HALE_PG_HA_PORT sets the
+# first). `start pg-ha sync` (the default) makes the standby synchronous
+# (synchronous_standby_names, synchronous_commit = on: a commit returns once
+# the standby has flushed it); `start pg-ha async` makes it asynchronous; on
+# a running pair it only switches the mode. The export lines name
+# HALE_TEST_PG_HA_URL (both hosts, target_session_attrs=read-write: libpq
+# connects to whichever takes writes) and one URL per node. `crash pg-ha`
+# stops the primary at once (immediate: no shutdown checkpoint, nothing more
+# sent to the standby), `promote pg-ha` promotes the standby and waits until
+# it takes writes, `freeze|thaw pg-ha` SIGSTOPs/SIGCONTs the standby (it
+# falls behind), `stop pg-ha` stops both and removes their data (a pair
+# that failed over is not a pair any more). `stop all` stops it too.
 #
 # Environment: HALE_SERVICES_DIR, HALE_PG_PORT, HALE_REDIS_PORT. By default
 # each checkout gets its own: /tmp/hale-services-<n> and ports 20000+2n and
@@ -203,6 +219,125 @@ redis_stop() {
   die "Redis (pid $pid) did not stop"
 }
 
+# ---- PostgreSQL primary + streaming standby (pg-ha) ----
+
+HA_PORT1=${HALE_PG_HA_PORT:-$((10000 + 2 * SLOT))}
+HA_PORT2=$((HA_PORT1 + 1))
+HA1=$DIR/pg-ha-1
+HA2=$DIR/pg-ha-2
+HA_STANDBY_NAME=hale_standby
+
+ha_ctl() { as_user "$(pg_user)" "$PG_BIN/pg_ctl" "$@"; }
+ha_running() { [[ -f $1/PG_VERSION ]] && ha_ctl -D "$1" status >/dev/null 2>&1; }
+ha_psql() {
+  local port=$1; shift
+  as_user "$(pg_user)" psql -X -q -v ON_ERROR_STOP=1 -h "$RUN" -p "$port" -d postgres "$@"
+}
+
+ha_start_node() {
+  local data=$1 port=$2 name=$3
+  ha_running "$data" && return 0
+  log "starting PostgreSQL $name on 127.0.0.1:$port"
+  ha_ctl -D "$data" -l "$LOGS/pg-ha-$name.log" -w -t "$WAIT_S" \
+    -o "-c port=$port -c unix_socket_directories=$RUN" start >/dev/null ||
+    { tail -20 "$LOGS/pg-ha-$name.log" >&2; die "PostgreSQL $name did not start"; }
+}
+
+ha_init() {
+  [[ -f $HA1/PG_VERSION && -f $HA2/PG_VERSION ]] && return 0
+  rm -rf "$HA1" "$HA2"
+  local u; u=$(pg_user)
+  mkdir -p "$HA1" "$HA2" "$RUN"
+  is_root && chown "$u" "$HA1" "$HA2" "$RUN"
+  chmod 700 "$HA1" "$HA2"
+  chmod 1777 "$RUN"
+  log "initdb $HA1 (primary)"
+  local pw; pw=$(mktemp); echo "$PG_PASS" >"$pw"
+  is_root && chown "$u" "$pw"
+  as_user "$u" "$PG_BIN/initdb" -D "$HA1" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 --pwfile="$pw" -E UTF8 --locale=C.UTF-8 >/dev/null
+  rm -f "$pw"
+  printf '%s\n' "listen_addresses = '127.0.0.1'" "max_connections = 100" "shared_buffers = 32MB" \
+    "fsync = on" "synchronous_commit = on" "wal_level = replica" "max_wal_senders = 4" \
+    "wal_keep_size = 64MB" "hot_standby = on" "logging_collector = off" >>"$HA1/postgresql.conf"
+  ha_start_node "$HA1" "$HA_PORT1" primary
+  ha_psql "$HA_PORT1" -c "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASS'"
+  ha_psql "$HA_PORT1" -c "CREATE DATABASE $PG_DB OWNER $PG_USER"
+  ha_psql "$HA_PORT1" -c "GRANT pg_monitor TO $PG_USER" # replication lag, for the reports
+  log "pg_basebackup $HA2 (standby)"
+  as_user "$u" "$PG_BIN/pg_basebackup" -h "$RUN" -p "$HA_PORT1" -U postgres -D "$HA2" -X stream -c fast
+  as_user "$u" touch "$HA2/standby.signal"
+  echo "primary_conninfo = 'host=$RUN port=$HA_PORT1 user=postgres application_name=$HA_STANDBY_NAME'" |
+    as_user "$u" tee -a "$HA2/postgresql.auto.conf" >/dev/null
+}
+
+ha_start() {
+  local mode=${1:-sync} names='' sync_state=async i
+  [[ $mode == sync || $mode == async ]] || die "pg-ha mode must be sync or async, not '$mode'"
+  ha_init
+  ha_start_node "$HA1" "$HA_PORT1" primary
+  ha_start_node "$HA2" "$HA_PORT2" standby
+  if [[ $mode == sync ]]; then names=$HA_STANDBY_NAME sync_state=sync; fi
+  # on the primary only: the standby's copy of the settings stays without,
+  # so that once promoted it does not wait for a standby it does not have
+  ha_psql "$HA_PORT1" -c "ALTER SYSTEM SET synchronous_standby_names = '$names'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  for ((i = 0; i < WAIT_S * 10; i++)); do
+    [[ -n $(ha_psql "$HA_PORT1" -tAc "SELECT 1 FROM pg_stat_replication
+        WHERE application_name = '$HA_STANDBY_NAME' AND state = 'streaming'
+          AND sync_state = '$sync_state'") ]] && return 0
+    sleep 0.1
+  done
+  die "the standby is not streaming ($mode) after ${WAIT_S}s"
+}
+
+ha_stop() {
+  local d
+  for d in "$HA1" "$HA2"; do
+    if ha_running "$d"; then
+      log "stopping PostgreSQL $d"
+      ha_ctl -D "$d" -m immediate -w -t "$WAIT_S" stop >/dev/null || true
+    fi
+  done
+  rm -rf "$HA1" "$HA2"
+}
+
+ha_env() {
+  local auth=$PG_USER:$PG_PASS
+  echo "export HALE_TEST_PG_HA_URL='postgres://$auth@127.0.0.1:$HA_PORT1,127.0.0.1:$HA_PORT2/$PG_DB?target_session_attrs=read-write'"
+  echo "export HALE_TEST_PG_HA_PRIMARY_URL=postgres://$auth@127.0.0.1:$HA_PORT1/$PG_DB"
+  echo "export HALE_TEST_PG_HA_STANDBY_URL=postgres://$auth@127.0.0.1:$HA_PORT2/$PG_DB"
+}
+
+ha_cmd() {
+  install_missing
+  case $1 in
+    start) mkdir -p "$DIR" "$LOGS"; chmod 1777 "$LOGS"; ha_start "${2:-sync}"; ha_env ;;
+    stop) [[ -d $DIR ]] && ha_stop; return 0 ;;
+    env) ha_env ;;
+    crash)
+      ha_running "$HA1" || die "the pg-ha primary is not running"
+      log "crashing the pg-ha primary (immediate stop)"
+      ha_ctl -D "$HA1" -m immediate -w -t "$WAIT_S" stop >/dev/null
+      ;;
+    promote)
+      ha_running "$HA2" || die "the pg-ha standby is not running"
+      log "promoting the pg-ha standby"
+      ha_ctl -D "$HA2" -w -t "$WAIT_S" promote >/dev/null
+      ;;
+    freeze|thaw)
+      # the standby: it stops receiving WAL (a lagging or cut-off standby)
+      local sig=STOP pid pids
+      [[ $1 == thaw ]] && sig=CONT
+      pid=$(head -1 "$HA2/postmaster.pid" 2>/dev/null) || die "the pg-ha standby is not running"
+      pids="$pid $(pgrep -P "$pid" | tr '\n' ' ')"
+      # shellcheck disable=SC2086
+      kill -"$sig" $pids
+      ;;
+    *) die "pg-ha takes start [sync|async], stop, env, crash, promote, freeze, thaw" ;;
+  esac
+}
+
 print_env() {
   echo "export HALE_TEST_PG_URL=postgres://$PG_USER:$PG_PASS@127.0.0.1:$PG_PORT/$PG_DB"
   echo "export HALE_TEST_REDIS_URL=redis://:$REDIS_PASS@127.0.0.1:$REDIS_PORT/0"
@@ -210,7 +345,8 @@ print_env() {
 
 cmd=${1:-status}
 what=${2:-all}
-case $what in pg|redis|all) ;; *) die "unknown server '$what' (pg|redis|all)" ;; esac
+if [[ $what == pg-ha ]]; then ha_cmd "$cmd" "${3:-}"; exit 0; fi
+case $what in pg|redis|all) ;; *) die "unknown server '$what' (pg|redis|pg-ha|all)" ;; esac
 
 case $cmd in
   start)
@@ -225,6 +361,7 @@ case $cmd in
     [[ -d $DIR ]] || exit 0
     [[ $what != redis ]] && pg_stop
     [[ $what != pg ]] && redis_stop
+    [[ $what == all ]] && ha_stop
     if [[ $what == all && ${HALE_SERVICES_KEEP:-0} != 1 ]]; then rm -rf "$DIR"; fi
     ;;
   status)

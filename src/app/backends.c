@@ -164,6 +164,7 @@ void app_backends_register_metrics(hale_metrics *reg, kv_store *s) {
 #ifdef HALE_HAVE_PQ
     if (kv_store_is_pg(inner(s))) kv_pg_register_metrics(inner(s), reg);
 #endif
+    if (kv_store_is_sqlite(inner(s))) kv_sqlite_register_metrics(inner(s), reg);
 }
 
 int app_migrate(const app_store_cfg *cfg, unsigned wait_ms, FILE *out, char *err, size_t errlen) {

@@ -283,7 +283,10 @@ static int read_cond(hale_req *r, const kv_item *it) {
 }
 
 static void store_failed(hale_req *r, kv_status st) {
-    if (st == KV_UNAVAILABLE) {
+    if (st == KV_FULL) {
+        hale_resp_error(r, 507, "insufficient_storage", "the store's disk is full; nothing was written");
+        hale_resp_header(r, "Retry-After", "5");
+    } else if (st == KV_UNAVAILABLE) {
         hale_resp_error(r, 503, "unavailable", "the store is unavailable; retry shortly");
         hale_resp_header(r, "Retry-After", "1");
     } else {

@@ -12,7 +12,8 @@
  *    key's previous one.
  *  - All functions are thread-safe and called from HTTP worker threads.
  *  - KV_UNAVAILABLE means "the backend cannot answer now" (maps to 503);
- *    KV_ERROR is anything else unexpected (500).
+ *    KV_FULL "no space left for this write" (507); KV_ERROR is anything
+ *    else unexpected (500). None of them ever means the write happened.
  */
 #ifndef APP_STORE_H
 #define APP_STORE_H
@@ -30,6 +31,7 @@ typedef enum {
     KV_PRECONDITION,   /* If-Match / If-None-Match failed */
     KV_UNAVAILABLE,
     KV_ERROR,
+    KV_FULL,           /* the disk is full (ENOSPC): 507 */
 } kv_status;
 
 typedef struct kv_cond {
@@ -61,7 +63,8 @@ typedef struct kv_store_ops {
      * *more is set when further keys exist. */
     kv_status (*list)(kv_store *s, const char *prefix, size_t plen, const char *after,
                       size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more);
-    /* A cheap liveness query for the readiness check: 0 ok, -1 with err. */
+    /* A cheap liveness query for the readiness check: 0 ok, -1 with err;
+     * 1 with err: answers, but degraded (e.g. reads work, writes fail). */
     int (*ping)(kv_store *s, char *err, size_t errlen);
     void (*close)(kv_store *s);
     /* Optional (NULL when the backend has none): like put, but returns at

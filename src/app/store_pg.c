@@ -33,10 +33,12 @@
  * the calls in flight wait their deadline, the first one to expire opens
  * the breaker, and every later call answers at once.
  *
- * SQL: every statement is prepared once per connection. Conditional writes
- * are single statements, so concurrent compare-and-swap from any number of
- * replicas is decided by the row lock (READ COMMITTED re-checks the WHERE
- * clause on the newest row version after waiting for the lock). */
+ * SQL (store_pg_sql.c): every statement is prepared once per connection.
+ * Conditional writes are single statements, so concurrent compare-and-swap
+ * from any number of replicas is decided by the row lock (READ COMMITTED
+ * re-checks the WHERE clause on the newest row version after waiting for
+ * the lock); versions are taken under a per-key lock, so they follow
+ * commit order. */
 #ifdef HALE_HAVE_PQ
 
 #include "store_pg.h"
@@ -52,47 +54,6 @@
 #include <string.h>
 
 #define LOG_TARGET "store.pg"
-
-enum { S_GET, S_PUT, S_PUT_NEW, S_PUT_MATCH, S_PUT_EXISTS, S_DEL, S_LIST, S_PING, S_N };
-
-static const struct {
-    const char *name, *sql;
-    int nparams;
-} STMTS[S_N] = {
-    [S_GET] = {"hale_get", "SELECT value, ctype, version, mtime FROM kv WHERE key = $1", 1},
-    /* xmax = 0 only on a freshly inserted row: tells 201 from 200 */
-    [S_PUT] = {"hale_put",
-               "INSERT INTO kv AS t (key, value, ctype, version)"
-               " VALUES ($1, $2, $3, nextval('kv_version_seq'))"
-               " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,"
-               " ctype = EXCLUDED.ctype, version = EXCLUDED.version"
-               " RETURNING t.version, (t.xmax = 0)", 3},
-    [S_PUT_NEW] = {"hale_put_new",
-                   "INSERT INTO kv (key, value, ctype, version)"
-                   " VALUES ($1, $2, $3, nextval('kv_version_seq'))"
-                   " ON CONFLICT (key) DO NOTHING RETURNING version, true", 3},
-    [S_PUT_MATCH] = {"hale_put_match",
-                     "UPDATE kv SET value = $2, ctype = $3, version = nextval('kv_version_seq')"
-                     " WHERE key = $1 AND version = $4 RETURNING version, false", 4},
-    [S_PUT_EXISTS] = {"hale_put_exists",
-                      "UPDATE kv SET value = $2, ctype = $3, version = nextval('kv_version_seq')"
-                      " WHERE key = $1 RETURNING version, false", 3},
-    /* deleted count, and whether the key existed in the statement's
-     * snapshot (the sub-select does not see the CTE's delete): tells 404
-     * from 412 in one round trip */
-    [S_DEL] = {"hale_del",
-               "WITH d AS (DELETE FROM kv WHERE key = $1 AND NOT $3::boolean"
-               " AND ($2::bigint = 0 OR version = $2::bigint)"
-               " RETURNING 1)"
-               " SELECT (SELECT count(*) FROM d), EXISTS (SELECT 1 FROM kv WHERE key = $1)", 3},
-    [S_LIST] = {"hale_list",
-                "SELECT key FROM kv WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2)"
-                " AND key > $3 ORDER BY key LIMIT $4", 4},
-    /* a read-only server (a standby after failover) cannot take writes */
-    [S_PING] = {"hale_ping", "SELECT pg_is_in_recovery()", 0},
-};
-
-static const char *const OP_NAMES[S_N] = {"get", "put", "put", "put", "put", "delete", "list", "ping"};
 
 typedef struct pg_store {
     kv_store base;
@@ -127,7 +88,7 @@ static int setup_conn(PGconn *c, void *arg, uint64_t deadline_ns, pgx_err *e) {
              " SET client_min_messages = warning;", s->stmt_ms, s->stmt_ms * 2 + 1000);
     if (pgx_run(c, sql, deadline_ns, e) != 0) return -1;
     for (int i = 0; i < S_N; i++)
-        if (pgx_prepare(c, STMTS[i].name, STMTS[i].sql, STMTS[i].nparams, deadline_ns, e) != 0)
+        if (pgx_prepare(c, KV_PG_STMTS[i].name, KV_PG_STMTS[i].sql, KV_PG_STMTS[i].nparams, deadline_ns, e) != 0)
             return -1;
     return 0;
 }
@@ -180,7 +141,7 @@ static PGresult *call(pg_store *s, int id, const char *const *vals, const int *l
             return NULL;
         }
         uint64_t t0 = hale_now_ns();
-        PGresult *r = pgx_exec(l.conn, STMTS[id].name, true, STMTS[id].nparams, vals, lens, fmts, dl, &e);
+        PGresult *r = pgx_exec(l.conn, KV_PG_STMTS[id].name, true, KV_PG_STMTS[id].nparams, vals, lens, fmts, dl, &e);
         uint64_t t1 = hale_now_ns();
         observe(&s->lat[id], t1 - t0);
         if (r) {
@@ -267,14 +228,24 @@ static kv_status pg_del(kv_store *base, const char *key, size_t klen, const kv_c
     char inm = c->if_none_match_any ? 1 : 0;
     const char *vals[3] = {key, (const char *)&want, &inm};
     int lens[3] = {(int)klen, 8, 1}, fmts[3] = {1, 1, 1};
-    kv_status st;
-    PGresult *r = call(s, S_DEL, vals, lens, fmts, false, &st);
-    if (!r) return st;
-    int64_t deleted = get_i64(r, 0, 0);
-    bool existed = PQgetvalue(r, 0, 1)[0] != 0;
-    PQclear(r);
-    /* like SQLite: absent -> 404 before any condition is looked at */
-    return deleted ? KV_OK : existed ? KV_PRECONDITION : KV_NOT_FOUND;
+    for (int attempt = 0;; attempt++) {
+        kv_status st;
+        PGresult *r = call(s, S_DEL, vals, lens, fmts, false, &st);
+        if (!r) return st;
+        int64_t deleted = get_i64(r, 0, 0);
+        bool existed = PQgetvalue(r, 0, 1)[0] != 0;
+        PQclear(r);
+        /* like SQLite: absent -> 404 before any condition is looked at */
+        if (deleted) return KV_OK;
+        if (!existed) return KV_NOT_FOUND;
+        if (c->if_match || c->if_none_match_any) return KV_PRECONDITION;
+        /* No condition, yet nothing deleted: the row this statement's
+         * snapshot saw was deleted by a concurrent transaction first (a
+         * re-created key is a new row). Never a 412 for a precondition
+         * nobody sent: once more on a fresh snapshot (this attempt changed
+         * nothing), then 404 (right after that other delete). */
+        if (attempt == 1) return KV_NOT_FOUND;
+    }
 }
 
 static kv_status pg_list(kv_store *base, const char *prefix, size_t plen, const char *after,
@@ -324,7 +295,7 @@ static int pg_ping(kv_store *base, char *err, size_t errlen) {
         if (e.broken) breaker_report(s, &e);
         return hale_err(err, errlen, "%s", e.msg);
     }
-    PGresult *r = pgx_exec(l.conn, STMTS[S_PING].name, true, 0, NULL, NULL, NULL, dl, &e);
+    PGresult *r = pgx_exec(l.conn, KV_PG_STMTS[S_PING].name, true, 0, NULL, NULL, NULL, dl, &e);
     pgx_pool_release(&s->pool, &l, !r && e.broken);
     if (!r) {
         breaker_report(s, &e);
@@ -479,7 +450,7 @@ void kv_pg_register_metrics(kv_store *base, hale_metrics *reg) {
                                             "Database statement round-trip time, by operation.", 1, lbl, 0,
                                             NULL);
     for (int i = 0; i < S_N; i++) {
-        const char *v[] = {OP_NAMES[i]};
+        const char *v[] = {KV_PG_STMTS[i].op};
         atomic_store(&s->lat[i], hale_histogram_with(q, v));
     }
 }

@@ -1,5 +1,6 @@
-/* store_pg_int: internals shared by store_pg.c, store_pg_pool.c, copy_io.c and
- * migrate.c. Not for other modules: they use store_pg.h.
+/* store_pg_int: internals shared by store_pg.c, store_pg_sql.c,
+ * store_pg_pool.c, copy_io.c and migrate.c. Not for other modules: they use
+ * store_pg.h.
  *
  * Every call here that talks to the server takes an absolute deadline
  * (hale_now_ns() clock) and returns by then: sockets are non-blocking and
@@ -58,6 +59,20 @@ bool pgx_idle_ok(PGconn *c);
  * resources, operator intervention, transaction rollback, lock timeout,
  * read-only server), KV_ERROR otherwise. */
 kv_status pgx_classify(const char *sqlstate);
+
+/* The store's statements (store_pg_sql.c), prepared on every pooled
+ * connection under their names; op labels the latency metric. */
+enum { S_GET, S_PUT, S_PUT_NEW, S_PUT_MATCH, S_PUT_EXISTS, S_DEL, S_LIST, S_PING, S_N };
+typedef struct kv_pg_stmt {
+    const char *name, *sql;
+    int nparams;
+    const char *op;
+} kv_pg_stmt;
+extern const kv_pg_stmt KV_PG_STMTS[S_N];
+
+/* The SQL text of the statement named `name` ("hale_put", ...), or NULL.
+ * For tests that play another replica on a connection of their own. */
+const char *kv_pg_statement_sql(const char *name);
 
 /* ---- the connection pool (store_pg_pool.c) ---- */
 

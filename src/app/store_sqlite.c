@@ -9,8 +9,20 @@
  * fsync (group commit), and each caller is answered only after that commit,
  * so a 2xx still means durable. Versions come from a counter kept in the
  * `hale_meta` table and bumped in the same transaction, so they are never
- * reused, even across deletes and restarts. */
-#include "store_sqlite.h"
+ * reused, even across deletes and restarts.
+ *
+ * A failed commit (full disk, I/O error, failed fsync) fails the whole
+ * batch, is rolled back, and the writer connection is closed and opened
+ * again before the next batch, with the idle readers closed: after a failed
+ * fsync the file's state is not trusted, and with no connection left open
+ * SQLite rebuilds its WAL index from the files on disk (WAL recovery).
+ * Reads go on from the last committed state meanwhile; the store
+ * reports itself degraded (store_sqlite_faults.h) until a commit succeeds. */
+#include "store_sqlite_int.h"
+#include "log.h"
+#ifdef HALE_TEST_HOOKS
+#include "sqlite_faultvfs.h"
+#endif
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,194 +33,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-typedef enum { OP_PUT, OP_DEL } op_kind;
-
-typedef struct wop {
-    op_kind kind;
-    const char *key; size_t klen;
-    const char *val; size_t vlen;
-    const char *ctype;
-    const kv_cond *cond;
-    kv_status st;
-    int64_t version;
-    bool created;
-    bool done;
-    /* asynchronous ops: heap-allocated, completed by the writer thread */
-    void (*cb)(void *arg, kv_status st, int64_t version, bool created);
-    void *cb_arg;
-    struct wop *next;
-} wop;
-
-typedef struct reader {
-    sqlite3 *db;
-    sqlite3_stmt *get, *list, *ping;
-    struct reader *next_idle;  /* on the idle stack (under rmu) */
-    struct reader *next_all;   /* every reader, for close (under rmu) */
-} reader;
-
-typedef struct sq_store {
-    kv_store base;
-    char *path;
-    sqlite3 *wdb;
-    sqlite3_stmt *w_sel, *w_put, *w_del, *w_meta;
-    int64_t next_version;
-    int64_t batch_ms;          /* wall clock of the batch being applied */
-    pthread_t writer;
-    pthread_mutex_t mu;
-    pthread_cond_t have_work, batch_done;
-    wop *head, *tail;
-    bool stopping;
-    pthread_mutex_t rmu;
-    reader *idle;     /* readers not in use */
-    reader *all;      /* every reader opened */
-} sq_store;
-
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,"
     " ctype TEXT NOT NULL, version INTEGER NOT NULL, mtime INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS hale_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO hale_meta VALUES ('next_version', 1);";
-
-static int open_db(const char *path, sqlite3 **db, char *err, size_t errlen) {
-    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        hale_err(err, errlen, "sqlite: cannot open %s: %s", path,
-                 *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
-        sqlite3_close(*db);
-        *db = NULL;
-        return -1;
-    }
-    sqlite3_busy_timeout(*db, 5000);
-    return 0;
-}
-
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        hale_err(err, errlen, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen) {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-        return hale_err(err, errlen, "sqlite: prepare: %s", sqlite3_errmsg(db));
-    return 0;
-}
-
-/* ---- reads: a pool of connections ---- */
-
-static void reader_free(reader *r) {
-    sqlite3_finalize(r->get); sqlite3_finalize(r->list); sqlite3_finalize(r->ping);
-    sqlite3_close(r->db);
-    free(r);
-}
-
-/* An idle reader, or a new one; NULL only when SQLite cannot open the
- * file (never for want of a slot). Give it back with put_reader. */
-static reader *get_reader(sq_store *s) {
-    pthread_mutex_lock(&s->rmu);
-    reader *r = s->idle;
-    if (r) s->idle = r->next_idle;
-    pthread_mutex_unlock(&s->rmu);
-    if (r) return r;
-    r = xcalloc(1, sizeof *r);
-    char err[256];
-    if (open_db(s->path, &r->db, err, sizeof err) != 0 ||
-        prep(r->db, "SELECT value, ctype, version, mtime FROM kv WHERE key = ?1", &r->get, err, sizeof err) ||
-        prep(r->db, "SELECT key FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)"
-                    " AND key > ?3 ORDER BY key LIMIT ?4", &r->list, err, sizeof err) ||
-        prep(r->db, "SELECT 1", &r->ping, err, sizeof err)) {
-        reader_free(r);
-        return NULL;
-    }
-    pthread_mutex_lock(&s->rmu);
-    r->next_all = s->all;
-    s->all = r;
-    pthread_mutex_unlock(&s->rmu);
-    return r;
-}
-
-static void put_reader(sq_store *s, reader *r) {
-    pthread_mutex_lock(&s->rmu);
-    r->next_idle = s->idle;
-    s->idle = r;
-    pthread_mutex_unlock(&s->rmu);
-}
-
-static kv_status sq_get(kv_store *base, const char *key, size_t klen, kv_item *out) {
-    sq_store *s = (sq_store *)base;
-    reader *r = get_reader(s);
-    if (!r) return KV_UNAVAILABLE;
-    sqlite3_stmt *st = r->get;
-    sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    kv_status res;
-    if (rc == SQLITE_ROW) {
-        int n = sqlite3_column_bytes(st, 0);
-        const void *v = sqlite3_column_blob(st, 0);
-        out->value = xmalloc((size_t)n + 1);
-        if (n) memcpy(out->value, v, (size_t)n);
-        out->value[n] = '\0';
-        out->len = (size_t)n;
-        snprintf(out->ctype, sizeof out->ctype, "%s", (const char *)sqlite3_column_text(st, 1));
-        out->version = sqlite3_column_int64(st, 2);
-        out->mtime_ms = sqlite3_column_int64(st, 3);
-        res = KV_OK;
-    } else if (rc == SQLITE_DONE) {
-        res = KV_NOT_FOUND;
-    } else {
-        res = rc == SQLITE_BUSY ? KV_UNAVAILABLE : KV_ERROR;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    put_reader(s, r);
-    return res;
-}
-
-static kv_status sq_list(kv_store *base, const char *prefix, size_t plen, const char *after,
-                         size_t alen, size_t limit, char ***keys, size_t *nkeys, bool *more) {
-    sq_store *s = (sq_store *)base;
-    reader *r = get_reader(s);
-    if (!r) return KV_UNAVAILABLE;
-    sqlite3_stmt *st = r->list;
-    char *upper = xmalloc(plen + 1);
-    size_t ulen = kv_prefix_upper(prefix, plen, upper);
-    sqlite3_bind_blob(st, 1, prefix, (int)plen, SQLITE_STATIC);
-    if (plen && ulen) sqlite3_bind_blob(st, 2, upper, (int)ulen, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 2);
-    sqlite3_bind_blob(st, 3, after, (int)alen, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)limit + 1);
-    *keys = xcalloc(limit + 1, sizeof(char *));
-    *nkeys = 0;
-    *more = false;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*nkeys == limit) { *more = true; break; }
-        int n = sqlite3_column_bytes(st, 0);
-        (*keys)[(*nkeys)++] = xstrndup(sqlite3_column_blob(st, 0), (size_t)n);
-    }
-    kv_status res = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? KV_OK : KV_ERROR;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    put_reader(s, r);
-    free(upper);
-    return res;
-}
-
-static int sq_ping(kv_store *base, char *err, size_t errlen) {
-    sq_store *s = (sq_store *)base;
-    reader *r = get_reader(s);
-    if (!r) return hale_err(err, errlen, "sqlite: cannot open a connection to %s", s->path);
-    int rc = sqlite3_step(r->ping);
-    sqlite3_reset(r->ping);
-    if (rc != SQLITE_ROW) hale_err(err, errlen, "sqlite: %s", sqlite3_errmsg(r->db));
-    put_reader(s, r);
-    return rc == SQLITE_ROW ? 0 : -1;
-}
 
 /* ---- writes: one writer thread, group commit ---- */
 
@@ -260,11 +89,36 @@ static int apply(sq_store *s, wop *op) {
     return SQLITE_OK;
 }
 
+static int wconn_open(sq_store *s, char *err, size_t errlen);
+static void wconn_close(sq_store *s);
+
+/* After a failed commit: a fresh writer connection (see the top). */
+static int reopen_writer(sq_store *s) {
+    char err[256];
+    wconn_close(s);
+    sq_readers_drop_idle(s);
+    int64_t v = s->next_version;
+    if (wconn_open(s, err, sizeof err) != 0) {
+        sqf_failed(&s->faults, SQF_EIO, SQLITE_CANTOPEN, 0, "reopen", err);
+        wconn_close(s);
+        return -1;
+    }
+    if (s->next_version < v) s->next_version = v; /* never reuse a version */
+    s->reopen = false;
+    HALE_LOG(HALE_LOG_INFO, "store", "sqlite writer connection reopened", HALE_F_STR("path", s->path));
+    return 0;
+}
+
 static void run_batch(sq_store *s, wop *batch) {
+    if (s->reopen && reopen_writer(s) != 0) {
+        for (wop *op = batch; op; op = op->next) op->st = KV_UNAVAILABLE;
+        return;
+    }
     int64_t saved = s->next_version;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     s->batch_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    errno = 0;
     int rc = sqlite3_exec(s->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (wop *op = batch; op && rc == SQLITE_OK; op = op->next) rc = apply(s, op);
     if (rc == SQLITE_OK) {
@@ -274,14 +128,24 @@ static void run_batch(sq_store *s, wop *batch) {
         if (rc == SQLITE_DONE) rc = SQLITE_OK;
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        /* nothing of this batch was acknowledged: fail it all */
-        kv_status st = (rc == SQLITE_BUSY || rc == SQLITE_FULL || rc == SQLITE_IOERR) ? KV_UNAVAILABLE
-                                                                                    : KV_ERROR;
-        if (!sqlite3_get_autocommit(s->wdb)) sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
-        s->next_version = saved;
-        for (wop *op = batch; op; op = op->next) op->st = st;
+    if (rc == SQLITE_OK) {
+        sqf_ok(&s->faults);
+        return;
     }
+    /* nothing of this batch was acknowledged: fail it all */
+    /* SQLite records the failed call's errno only on some paths (not for a
+     * failed commit): then the thread's errno, which the failed call set
+     * and nothing since has cleared, tells ENOSPC from EIO */
+    int cap = errno;
+    int xrc = sqlite3_extended_errcode(s->wdb), sys = sqlite3_system_errno(s->wdb);
+    if (!sys && (xrc & 0xff) == SQLITE_IOERR) sys = cap;
+    sqf_kind kind = sqf_classify(xrc, sys);
+    sqf_failed(&s->faults, kind, xrc, sys, "commit", sqlite3_errmsg(s->wdb));
+    if (!sqlite3_get_autocommit(s->wdb)) sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+    s->next_version = saved;
+    if (kind != SQF_BUSY) s->reopen = true;
+    kv_status st = sqf_status(kind);
+    for (wop *op = batch; op; op = op->next) op->st = st;
 }
 
 static void *writer_main(void *arg) {
@@ -381,13 +245,9 @@ static void sq_close(kv_store *base) {
     pthread_cond_signal(&s->have_work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
-    for (reader *r = s->all, *next; r; r = next) {
-        next = r->next_all;
-        reader_free(r);
-    }
-    sqlite3_finalize(s->w_sel); sqlite3_finalize(s->w_put);
-    sqlite3_finalize(s->w_del); sqlite3_finalize(s->w_meta);
-    sqlite3_close(s->wdb);
+    sq_readers_close(s);
+    wconn_close(s);
+    sqf_destroy(&s->faults);
     pthread_mutex_destroy(&s->mu); pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->have_work); pthread_cond_destroy(&s->batch_done);
     free(s->path);
@@ -406,7 +266,7 @@ static int add_mtime(sqlite3 *db, char *err, size_t errlen) {
     int rc = sqlite3_prepare_v2(db, "SELECT mtime FROM kv LIMIT 0", -1, &st, NULL);
     sqlite3_finalize(st);
     if (rc == SQLITE_OK) return 0;
-    return exec(db, "ALTER TABLE kv ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0", err, errlen);
+    return sq_exec(db, "ALTER TABLE kv ADD COLUMN mtime INTEGER NOT NULL DEFAULT 0", err, errlen);
 }
 
 /* mkdir -p of path's parent directory. */
@@ -430,7 +290,49 @@ fail:
     return -1;
 }
 
+static void wconn_close(sq_store *s) {
+    sqlite3_finalize(s->w_sel); sqlite3_finalize(s->w_put);
+    sqlite3_finalize(s->w_del); sqlite3_finalize(s->w_meta);
+    sqlite3_close(s->wdb);
+    s->w_sel = s->w_put = s->w_del = s->w_meta = NULL;
+    s->wdb = NULL;
+}
+
+/* The writer connection: schema, statements, the version counter. */
+static int wconn_open(sq_store *s, char *err, size_t errlen) {
+    const char *path = s->path;
+    if (sq_open_db(path, &s->wdb, err, errlen) != 0) return -1;
+    if (sq_exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen) ||
+        sq_exec(s->wdb, SCHEMA, err, errlen) ||
+        sq_prep(s->wdb, "SELECT version FROM kv WHERE key = ?1", &s->w_sel, err, errlen) ||
+        add_mtime(s->wdb, err, errlen) ||
+        sq_prep(s->wdb, "INSERT INTO kv (key, value, ctype, version, mtime) VALUES (?1, ?2, ?3, ?4, ?5)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+                     " ctype = excluded.ctype, version = excluded.version,"
+                     " mtime = max(excluded.mtime, kv.mtime)", &s->w_put, err, errlen) ||
+        sq_prep(s->wdb, "DELETE FROM kv WHERE key = ?1", &s->w_del, err, errlen) ||
+        sq_prep(s->wdb, "UPDATE hale_meta SET value = ?1 WHERE name = 'next_version'", &s->w_meta, err, errlen))
+        return -1;
+    sqlite3_stmt *st;
+    if (sq_prep(s->wdb, "SELECT value FROM hale_meta WHERE name = 'next_version'", &st, err, errlen)) return -1;
+    int rc = sqlite3_step(st);
+    s->next_version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return hale_err(err, errlen, "sqlite: cannot read the version counter: %s",
+                                          sqlite3_errmsg(s->wdb));
+    return 0;
+}
+
+bool kv_store_is_sqlite(const kv_store *s) { return s && s->ops == &SQLITE_OPS; }
+
+void kv_sqlite_register_metrics(kv_store *base, struct hale_metrics *reg) {
+    sqf_register_metrics(&((sq_store *)base)->faults, reg);
+}
+
 kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen) {
+#ifdef HALE_TEST_HOOKS
+    if (kv_faultvfs_install(err, errlen) != 0) return NULL;
+#endif
     if (make_parent(path, err, errlen) != 0) return NULL;
     sq_store *s = xcalloc(1, sizeof *s);
     s->base.ops = &SQLITE_OPS;
@@ -439,31 +341,18 @@ kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen) {
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->have_work, NULL);
     pthread_cond_init(&s->batch_done, NULL);
-    if (open_db(path, &s->wdb, err, errlen) != 0) goto fail;
-    if (exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen) ||
-        exec(s->wdb, SCHEMA, err, errlen) ||
-        prep(s->wdb, "SELECT version FROM kv WHERE key = ?1", &s->w_sel, err, errlen) ||
-        add_mtime(s->wdb, err, errlen) ||
-        prep(s->wdb, "INSERT INTO kv (key, value, ctype, version, mtime) VALUES (?1, ?2, ?3, ?4, ?5)"
-                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                     " ctype = excluded.ctype, version = excluded.version,"
-                     " mtime = max(excluded.mtime, kv.mtime)", &s->w_put, err, errlen) ||
-        prep(s->wdb, "DELETE FROM kv WHERE key = ?1", &s->w_del, err, errlen) ||
-        prep(s->wdb, "UPDATE hale_meta SET value = ?1 WHERE name = 'next_version'", &s->w_meta, err, errlen))
-        goto fail;
-    sqlite3_stmt *st;
-    if (prep(s->wdb, "SELECT value FROM hale_meta WHERE name = 'next_version'", &st, err, errlen)) goto fail;
-    s->next_version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
-    sqlite3_finalize(st);
+    sqf_init(&s->faults);
+    if (wconn_open(s, err, errlen) != 0) goto fail;
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         hale_err(err, errlen, "sqlite: cannot start the writer thread");
         goto fail;
     }
     return &s->base;
 fail:
-    sqlite3_finalize(s->w_sel); sqlite3_finalize(s->w_put);
-    sqlite3_finalize(s->w_del); sqlite3_finalize(s->w_meta);
-    sqlite3_close(s->wdb);
+    wconn_close(s);
+    sqf_destroy(&s->faults);
+    pthread_mutex_destroy(&s->mu); pthread_mutex_destroy(&s->rmu);
+    pthread_cond_destroy(&s->have_work); pthread_cond_destroy(&s->batch_done);
     free(s->path);
     free(s);
     return NULL;

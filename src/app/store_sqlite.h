@@ -10,6 +10,10 @@
  *  - Versions come from a counter in the `hale_meta` table bumped in the
  *    same transaction: never reused, even across deletes and restarts.
  *  - One process per file: the database is not meant to be shared.
+ *  - A failed commit (full disk, I/O error, failed fsync) answers KV_FULL
+ *    (ENOSPC) or KV_UNAVAILABLE (EIO), is rolled back, and the next write
+ *    runs on a reopened connection; the store is degraded (ping returns 1)
+ *    until a commit succeeds (store_sqlite_faults.h; docs/reliability.md).
  */
 #ifndef APP_STORE_SQLITE_H
 #define APP_STORE_SQLITE_H
@@ -19,5 +23,9 @@
 /* Opens the SQLite store at path (directories are created). Returns NULL
  * with err on failure. */
 kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen);
+bool kv_store_is_sqlite(const kv_store *s);
+/* hale_store_errors_total{kind}: write failures by kind. Call once. */
+struct hale_metrics;
+void kv_sqlite_register_metrics(kv_store *s, struct hale_metrics *reg);
 
 #endif

@@ -23,7 +23,7 @@ typedef struct check {
     pthread_t thread;
     pthread_mutex_t mu;
     /* results (under mu) */
-    int ok;                 /* -1 never ran, 0 failing, 1 passing */
+    int ok;                 /* -1 never ran, 0 failing, 1 passing, 2 degraded (passing) */
     double latency_ms;
     char last_error[256];
     uint64_t since_ms;      /* wall time of the last status change */
@@ -99,7 +99,7 @@ static bool checks_pass(hale_health *h, char *why, size_t n) {
         pthread_mutex_lock(&c->mu);
         int ok = c->ok;
         pthread_mutex_unlock(&c->mu);
-        if (ok != 1) { snprintf(why, n, "check %s is failing", c->name); return false; }
+        if (ok < 1) { snprintf(why, n, "check %s is failing", c->name); return false; }
         if (rs && now - rs > (uint64_t)c->timeout_ms * 1000000u) {
             snprintf(why, n, "check %s timed out", c->name);
             return false;
@@ -141,11 +141,11 @@ static void run_check(check *c) {
     atomic_store(&c->running_since_ns, 0);
     bool timed_out = t1 - t0 > (uint64_t)c->timeout_ms * 1000000u;
     pthread_mutex_lock(&c->mu);
-    int ok = rc == 0 && !timed_out;
+    int ok = timed_out || rc < 0 ? 0 : rc == 1 ? 2 : 1;
     if (ok != c->ok) c->since_ms = hale_wall_ms();
     c->ok = ok;
     c->latency_ms = (double)(t1 - t0) / 1e6;
-    if (!ok)
+    if (ok != 1)
         snprintf(c->last_error, sizeof c->last_error, "%s",
                  timed_out && rc == 0 ? "timed out" : (err[0] ? err : "failed"));
     pthread_mutex_unlock(&c->mu);
@@ -264,9 +264,14 @@ void hale_health_render_status_json(const hale_health *h, hale_buf *out) {
 
 static void render_json(const hale_health *hc, hale_buf *out, bool detail) {
     hale_health *h = (hale_health *)hc;
-    bool ready = hale_health_ready(h), live = hale_health_live(h);
+    bool ready = hale_health_ready(h), live = hale_health_live(h), degraded = false;
+    for (size_t i = 0; i < h->nchecks; i++) {
+        pthread_mutex_lock(&h->checks[i].mu);
+        degraded |= h->checks[i].ok == 2;
+        pthread_mutex_unlock(&h->checks[i].mu);
+    }
     hale_buf_printf(out, "{\"status\":\"%s\",\"state\":\"%s\",\"live\":%s,\"ready\":%s,\"checks\":{",
-                    ready ? "pass" : "fail", hale_avail_name(hale_health_state(h)),
+                    !ready ? "fail" : degraded ? "degraded" : "pass", hale_avail_name(hale_health_state(h)),
                     live ? "true" : "false", ready ? "true" : "false");
     uint64_t now = hale_now_ns();
     for (size_t i = 0; i < h->nchecks; i++) {
@@ -274,12 +279,12 @@ static void render_json(const hale_health *hc, hale_buf *out, bool detail) {
         pthread_mutex_lock(&c->mu);
         uint64_t rs = atomic_load(&c->running_since_ns);
         bool stuck = rs && now - rs > (uint64_t)c->timeout_ms * 1000000u;
-        const char *st = c->ok < 0 ? "unknown" : (c->ok && !stuck) ? "pass" : "fail";
+        const char *st = c->ok < 0 ? "unknown" : stuck || !c->ok ? "fail" : c->ok == 2 ? "degraded" : "pass";
         char since[40] = "";
         if (c->since_ms) rfc3339(c->since_ms, since, sizeof since);
         hale_buf_printf(out, "%s\"%s\":{\"status\":\"%s\",\"required\":%s,\"latency_ms\":%.3f,",
                         i ? "," : "", c->name, st, c->required ? "true" : "false", c->latency_ms);
-        if (c->ok == 0 || stuck) {
+        if (c->ok == 0 || c->ok == 2 || stuck) {
             hale_buf_puts(out, "\"last_error\":\"");
             /* without detail, no error text: it names hosts, ports, users */
             const char *e = !detail ? "failed (the admin listener's /health has the detail)"

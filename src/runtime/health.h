@@ -16,6 +16,9 @@
  *      /health            JSON detail: state, and per check status, last
  *                         latency, last error, since when (the error text
  *                         only where registered with full detail: admin)
+ *  - A check may also report "degraded" (it returns 1 with err): it counts
+ *    as passing for readiness, /health shows it as "degraded" with its
+ *    error, and the document's status is "degraded" instead of "pass".
  *  - Each check runs on its own thread every interval_ms; a slow check never
  *    delays another one or a probe.
  *  Thread-safety: everything may be called from any thread after start.
@@ -44,7 +47,8 @@ typedef enum {
 /** "starting", "ready", "not_ready", "draining", "stopped". */
 const char *hale_avail_name(hale_avail a);
 
-/** A check returns 0 when the dependency is fine, else -1 with err. */
+/** A check returns 0 when the dependency is fine, 1 with err when it works
+ * but degraded, else -1 with err. */
 typedef int (*hale_check_fn)(void *arg, char *err, size_t errlen);
 
 /** The health state of a process: checks, state, probes (opaque). */

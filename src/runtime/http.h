@@ -6,8 +6,10 @@
  *    strict RFC 9112 parser and an epoll loop per worker thread. Services
  *    see only this header.
  *  - A server owns one listening socket (never shared: a second listener
- *    on the same port fails), a pool of `workers` threads (one epoll loop
- *    each), and serves the routes of one hale_router. Keep-alive,
+ *    on the same port fails) or serves one it inherited (socket
+ *    activation, opts.listen_fd: the parent keeps it), runs a pool of
+ *    `workers` threads (one epoll loop each), and serves the routes of one
+ *    hale_router. Keep-alive,
  *    pipelining (answers in order), HTTP/1.0 keep-alive, HEAD, and
  *    `Expect: 100-continue` (answered only after routing, auth and the
  *    size check passed) are served.
@@ -77,6 +79,11 @@ typedef struct hale_http_opts {
     unsigned body_timeout_ms;      /**< whole body must arrive within this */
     bool close_idle_at_quiesce;    /**< idle keep-alive connections close at
                                       hale_http_quiesce, not at draining */
+    int listen_fd;                 /**< > 0: an inherited listening socket
+                                      (socket activation) served instead of
+                                      binding host:port; 0 = bind */
+    bool accept_later;             /**< accept nothing until hale_http_accept_start()
+                                      (connections wait in the backlog) */
 } hale_http_opts;
 
 /** What happened to one request: handed to the completion hook (access log,
@@ -120,6 +127,10 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *r,
 /** The bound port (useful with port 0). */
 unsigned hale_http_port(const hale_http_server *s);
 
+/** Starts accepting on a server started with opts.accept_later; nothing
+ * otherwise. */
+void hale_http_accept_start(hale_http_server *s);
+
 /** From now on every response carries `Connection: close`, and idle
  * keep-alive connections are closed (at once, or at hale_http_quiesce when
  * opts.close_idle_at_quiesce). */
@@ -127,11 +138,16 @@ void hale_http_set_draining(hale_http_server *s);
 
 /** Stops accepting: the listening socket is closed at once, so new
  * connections are refused; connections already open keep being served.
- * Returns 0, or -1 if already quiesced. */
+ * An inherited socket (opts.listen_fd) is only left, never shut: the
+ * connections queued in its backlog stay there for the next process the
+ * parent starts on it. Returns 0, or -1 if already quiesced. */
 int hale_http_quiesce(hale_http_server *s);
 
 /** Requests whose head was received and whose answer is not yet sent. */
 unsigned hale_http_in_flight(const hale_http_server *s);
+
+/** Connections open now (accepted, not yet closed), whatever their state. */
+unsigned hale_http_connections(const hale_http_server *s);
 
 /** Stops the worker threads and closes every connection. A request still
  * held by another thread (suspended) is cancelled safely: its

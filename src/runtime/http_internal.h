@@ -142,6 +142,7 @@ struct hale_http_server {
     hale_http_hooks hooks;
     char name[16];
     int lfd;
+    int inherited;                /* lfd came from opts.listen_fd: never shut it */
     unsigned port;
     unsigned nworkers;
     hale_http_worker *workers;
@@ -151,6 +152,7 @@ struct hale_http_server {
     atomic_uint nconns;
     atomic_uint next_worker;
     atomic_int draining, quiesced, stopping;
+    atomic_int accept_held;       /* opts.accept_later until hale_http_accept_start */
     atomic_int refs;              /* 1 (until stop) + suspended requests */
     pthread_mutex_t ip_mu;        /* guards ip_buckets */
     hale_ip_node **ip_buckets;    /* NULL without a per-address limit */

@@ -3,11 +3,10 @@
  * hand-off of requests to other threads (suspend/resume), and per-address
  * connection counts. Connections themselves live in http_conn.c.
  *
- * One listening socket (no SO_REUSEPORT: a second process binding the same
- * port must fail) sits in every worker's epoll set with EPOLLEXCLUSIVE, so
- * one worker wakes per incoming connection. Each worker also watches an
- * eventfd through which other threads wake it: a resumed request, an
- * adopted socket, the drain, the quiesce, the stop. */
+ * One listening socket (bound without SO_REUSEPORT, so a second process on
+ * the port fails; or inherited) sits in every worker's epoll set with
+ * EPOLLEXCLUSIVE: one worker wakes per connection. Each worker's eventfd
+ * wakes it for a resumed request, an adopted socket, drain, quiesce, stop. */
 #define _GNU_SOURCE 1 /* accept4 */ // NOLINT(bugprone-reserved-identifier)
 #include "http_internal.h"
 #include "log.h"
@@ -111,8 +110,24 @@ static void open_conn(hale_http_worker *w, int fd, const struct sockaddr_storage
     hale_conn_open(w, fd, remote, ip);
 }
 
+/* Puts the listening socket in (on) or out of this worker's epoll set. */
+static void listen_on(hale_http_worker *w, int on) {
+    struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag};
+    if (on && !w->listening) w->listening = epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->srv->lfd, &le) == 0;
+    else if (!on && w->listening && epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->srv->lfd, NULL) == 0) w->listening = 0;
+}
+
+/* Accepting is wanted: not held (opts.accept_later), quiesced, or paused. */
+static int may_accept(const hale_http_worker *w) {
+    hale_http_server *s = w->srv;
+    return !atomic_load(&s->accept_held) && !atomic_load(&s->quiesced) && !w->accept_paused_ns;
+}
+
 static void accept_some(hale_http_worker *w) {
     hale_http_server *s = w->srv;
+    /* quiesced: not one more (an inherited socket is not shut, so accept
+     * would still succeed, taking a connection the next process should get) */
+    if (!may_accept(w)) return listen_on(w, 0);
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
         memset(&sa, 0, sizeof sa);
@@ -126,9 +141,8 @@ static void accept_some(hale_http_worker *w) {
              * the backlog waits */
             if ((errno == EINVAL || errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                  errno == ENOMEM) && w->listening) {
-                epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
-                w->listening = 0;
                 if (errno != EINVAL) w->accept_paused_ns = hale_now_ns() + 100000000u;
+                listen_on(w, 0);
             }
             return;
         }
@@ -169,10 +183,7 @@ static void take_wakeups(hale_http_worker *w) {
         hale_conn_resumed(c);
         hale_http_unref(s);
     }
-    if (w->listening && atomic_load(&s->quiesced)) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
-        w->listening = 0;
-    }
+    listen_on(w, may_accept(w)); /* quiesced, or accepting released */
     if (!w->drained && hale_http_close_idle_now(s)) {
         w->drained = 1;
         hale_conn_drain_idle(w);
@@ -202,10 +213,9 @@ static void *worker_main(void *arg) {
         }
         if (woken) take_wakeups(w);
         uint64_t now = hale_now_ns();
-        if (w->accept_paused_ns && now >= w->accept_paused_ns && !atomic_load(&s->quiesced)) {
-            struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag};
+        if (w->accept_paused_ns && now >= w->accept_paused_ns) {
             w->accept_paused_ns = 0;
-            w->listening = epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->lfd, &le) == 0;
+            listen_on(w, may_accept(w));
         }
         if (now >= w->next_sweep_ns) {
             hale_conn_sweep(w, now);
@@ -273,7 +283,8 @@ static unsigned cpu_count(void) {
     return n > 0 ? (unsigned)n : 1;
 }
 
-static int open_listener(hale_http_server *s, const hale_http_opts *o, char *err, size_t errlen) {
+/* Binds and listens on host:port; returns the fd, or -1 with err. */
+static int bind_listener(const hale_http_server *s, const hale_http_opts *o, char *err, size_t errlen) {
     struct addrinfo hints, *ai = NULL;
     char portstr[16];
     memset(&hints, 0, sizeof hints);
@@ -296,12 +307,28 @@ static int open_listener(hale_http_server *s, const hale_http_opts *o, char *err
                         o->port, strerror(e));
     }
     freeaddrinfo(ai);
+    return fd;
+}
+
+static int open_listener(hale_http_server *s, const hale_http_opts *o, char *err, size_t errlen) {
+    int fd = o->listen_fd;
+    if (fd > 0) {
+        /* inherited: the parent bound it. O_NONBLOCK is on the shared file
+         * description (accept4 has no per-call flag); the parent only holds it */
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+            return hale_err(err, errlen, "%s listener: inherited fd %d: %s", s->name, fd, strerror(errno));
+        s->inherited = 1;
+    } else if ((fd = bind_listener(s, o, err, errlen)) < 0) {
+        return -1;
+    }
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof sa);
     socklen_t len = sizeof sa;
     getsockname(fd, (struct sockaddr *)&sa, &len);
-    s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                             : ((struct sockaddr_in *)&sa)->sin_port);
+    s->port = sa.ss_family == AF_INET6  ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+              : sa.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+                                        : 0; /* an inherited AF_UNIX socket */
     s->lfd = fd;
     return 0;
 }
@@ -360,6 +387,7 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
      * request, so the parser (not a full buffer) decides every 431 */
     s->buf_size = s->o.max_header_bytes + 4096;
     atomic_init(&s->refs, 1);
+    atomic_init(&s->accept_held, o->accept_later);
     pthread_mutex_init(&s->ip_mu, NULL);
     if (s->o.max_connections_per_ip)
         s->ip_buckets = xcalloc(HALE_HTTP_IP_BUCKETS, sizeof(hale_ip_node *));
@@ -375,14 +403,13 @@ hale_http_server *hale_http_start(const hale_http_opts *o, const hale_router *ro
         w->srv = s;
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &listen_tag};
         struct epoll_event we = {.events = EPOLLIN, .data.ptr = &wake_tag};
-        if (w->epfd < 0 || w->evfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->lfd, &le) != 0 ||
+        if (w->epfd >= 0 && !o->accept_later) listen_on(w, 1);
+        if (w->epfd < 0 || w->evfd < 0 || (!o->accept_later && !w->listening) ||
             epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &we) != 0) {
             hale_err(err, errlen, "%s listener: cannot set up epoll: %s", s->name, strerror(errno));
             goto fail;
         }
-        w->listening = 1;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
@@ -420,6 +447,8 @@ int hale_http_adopt_fd(hale_http_server *s, int fd, char *err, size_t errlen) {
     return 0;
 }
 
+void hale_http_accept_start(hale_http_server *s) { if (atomic_exchange(&s->accept_held, 0)) wake_all(s); }
+
 void hale_http_set_draining(hale_http_server *s) {
     if (atomic_exchange(&s->draining, 1)) return;
     wake_all(s);
@@ -429,8 +458,10 @@ int hale_http_quiesce(hale_http_server *s) {
     if (atomic_exchange(&s->quiesced, 1)) return -1;
     /* shutdown() moves the listening socket to CLOSE at once: new connects
      * are refused with a reset instead of waiting in the backlog. The
-     * workers drop it from their epoll sets; it is closed after stop. */
-    shutdown(s->lfd, SHUT_RDWR);
+     * workers drop it from their epoll sets; it is closed after stop.
+     * Not an inherited one: shutdown() acts on the socket the parent holds
+     * too, and would reset the connections queued for the next process. */
+    if (!s->inherited) shutdown(s->lfd, SHUT_RDWR);
     wake_all(s);
     return 0;
 }
@@ -438,6 +469,8 @@ int hale_http_quiesce(hale_http_server *s) {
 unsigned hale_http_in_flight(const hale_http_server *s) {
     return atomic_load_explicit(&((hale_http_server *)s)->in_flight, memory_order_relaxed);
 }
+
+unsigned hale_http_connections(const hale_http_server *s) { return atomic_load(&((hale_http_server *)s)->nconns); }
 
 uint64_t hale_http_oldest_busy_ns(const hale_http_server *s) {
     hale_http_server *m = (hale_http_server *)s;

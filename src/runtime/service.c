@@ -6,8 +6,10 @@
 #include "log.h"
 #include "observe.h"
 #include "probe.h"
+#include "systemd.h"
 #include "testhooks.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,9 @@ struct hale_service {
     hale_http_hooks hooks;
     hale_metric *state_metric;
     hale_auth *auth;
+    char **envp;
+    hale_sdnotify *notify;   /* NULL unless started with NOTIFY_SOCKET */
+    bool told_ready;         /* READY=1 is sent once */
 };
 
 const hale_cfg *hale_service_cfg(const hale_service *s) { return s->cfg; }
@@ -72,6 +77,41 @@ static void on_transition(hale_avail from, hale_avail to, const char *why, void 
             hale_gauge_set_int(hale_gauge_with(s->state_metric, lv), a == (int)to);
         }
     }
+    /* systemd (Type=notify): READY=1 when readiness first passes, STOPPING=1
+     * as the drain starts, a STATUS= line at every change */
+    if (s->notify) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "%s%sSTATUS=%s: %s",
+                 to == HALE_AVAIL_READY && !s->told_ready ? "READY=1\n" : "",
+                 to == HALE_AVAIL_DRAINING ? "STOPPING=1\n" : "", hale_avail_name(to), why);
+        if (to == HALE_AVAIL_READY) s->told_ready = true;
+        if (hale_sdnotify_send(s->notify, msg) != 0)
+            HALE_LOG(HALE_LOG_WARN, "systemd", "cannot notify NOTIFY_SOCKET",
+                     HALE_F_STR("error", strerror(errno)));
+    }
+}
+
+static bool live_fn(void *arg) { return hale_health_live(arg); }
+
+/* Socket activation (systemd.h): the inherited sockets replace the binds. */
+static int inherit_listeners(hale_service *s, hale_http_opts *o, hale_sd_listeners *l) {
+    char err[256];
+    if (hale_sd_listen(s->envp, l, err, sizeof err) != 0) {
+        HALE_LOG(HALE_LOG_ERROR, "systemd", "socket activation: unusable sockets", HALE_F_STR("error", err));
+        return -1;
+    }
+    if (l->admin_fd >= 0 && !hale_cfg_bool(s->cfg, "metrics.enabled")) {
+        HALE_LOG(HALE_LOG_ERROR, "systemd", "socket activation: a socket for the admin listener was "
+                 "passed but metrics.enabled is false", HALE_F_INT("fd", l->admin_fd));
+        return -1;
+    }
+    if (l->count)
+        HALE_LOG(HALE_LOG_INFO, "systemd", "socket activation: serving inherited sockets",
+                 HALE_F_INT("api_fd", l->api_fd), HALE_F_INT("admin_fd", l->admin_fd));
+    /* queued connections wait for the store, as they waited for the process:
+     * accepting starts once initialisation is done (hale_http_accept_start) */
+    if (l->api_fd >= 0) o->listen_fd = l->api_fd, o->accept_later = true;
+    return 0;
 }
 
 static double ready_fn(void *arg) { return hale_health_ready(arg) ? 1.0 : 0.0; }
@@ -185,7 +225,10 @@ static int serve(hale_service *s) {
             goto out;
         }
     }
-    on_transition(HALE_AVAIL_STARTING, HALE_AVAIL_STARTING, "starting", s);
+    s->notify = hale_sdnotify_new(s->envp, err, sizeof err);
+    if (!s->notify && err[0])
+        HALE_LOG(HALE_LOG_ERROR, "systemd", "NOTIFY_SOCKET ignored", HALE_F_STR("error", err));
+    on_transition(HALE_AVAIL_STARTING, HALE_AVAIL_STARTING, "initialising", s);
     /* the main listener is reachable by clients: /health without error text */
     if (hale_health_register_public(s->health, s->router, err, sizeof err) ||
         hale_health_register(s->health, s->admin_router, err, sizeof err) ||
@@ -205,6 +248,8 @@ static int serve(hale_service *s) {
 
     hale_service_opts so;
     hale_service_opts_get(cfg, &so);
+    hale_sd_listeners inherited;
+    if (inherit_listeners(s, &so.main, &inherited) != 0) goto out;
     s->main_srv = hale_http_start(&so.main, s->router, &s->hooks, err, sizeof err);
     if (!s->main_srv) {
         HALE_LOG(HALE_LOG_ERROR, "service", "cannot start the main listener", HALE_F_STR("error", err));
@@ -212,6 +257,7 @@ static int serve(hale_service *s) {
     }
     hale_observe_track_server(s->obs, s->main_srv);
     if (hale_cfg_bool(cfg, "metrics.enabled")) {
+        if (inherited.admin_fd >= 0) so.admin.listen_fd = inherited.admin_fd;
         s->admin_srv = hale_http_start(&so.admin, s->admin_router, &s->hooks, err, sizeof err);
         if (!s->admin_srv) {
             HALE_LOG(HALE_LOG_ERROR, "service", "cannot start the admin listener", HALE_F_STR("error", err));
@@ -219,6 +265,11 @@ static int serve(hale_service *s) {
         }
     }
     hale_health_watch(s->health, s->main_srv, (unsigned)hale_cfg_ms(cfg, "health.liveness_stall"));
+    if (hale_sdnotify_watchdog_start(s->notify, live_fn, s->health) != 0)
+        HALE_LOG(HALE_LOG_WARN, "systemd", "cannot start the watchdog thread: no WATCHDOG=1 will be sent");
+    else if (hale_sdnotify_watchdog_usec(s->notify))
+        HALE_LOG(HALE_LOG_INFO, "systemd", "watchdog: WATCHDOG=1 while liveness passes",
+                 HALE_F_UINT("interval_ms", hale_sdnotify_watchdog_usec(s->notify) / 2000u));
     HALE_LOG(HALE_LOG_INFO, "service", "listening", HALE_F_STR("host", so.main.host),
              HALE_F_UINT("port", hale_http_port(s->main_srv)),
              HALE_F_UINT("workers", hale_http_workers(s->main_srv)),
@@ -234,6 +285,7 @@ static int serve(hale_service *s) {
     }
     if (!hale_shutdown_requested()) {
         hale_health_set_started(s->health);
+        hale_http_accept_start(s->main_srv);
     }
 
     while (!hale_wait_shutdown(60000)) {}
@@ -250,8 +302,14 @@ static int serve(hale_service *s) {
              HALE_F_UINT("timeout_ms", tmo));
     sleep_ms(drain);
     hale_http_quiesce(s->main_srv);
+    hale_sdnotify_send(s->notify, "STATUS=draining: stopped accepting, finishing requests in flight");
     uint64_t deadline = hale_now_ns() + tmo * 1000000u;
-    while (hale_http_in_flight(s->main_srv) && hale_now_ns() < deadline) sleep_ms(5);
+    /* An inherited socket's queued connections wait for the next process;
+     * the ones already accepted are answered first (with Connection: close)
+     * even when their request has not arrived yet: a restart drops none. */
+    while ((hale_http_in_flight(s->main_srv) || (so.main.listen_fd > 0 && hale_http_connections(s->main_srv))) &&
+           hale_now_ns() < deadline)
+        sleep_ms(5);
     unsigned left = hale_http_in_flight(s->main_srv);
     HALE_LOG(left ? HALE_LOG_WARN : HALE_LOG_INFO, "lifecycle", "stopped accepting; in-flight done",
              HALE_F_UINT("unfinished", left));
@@ -268,6 +326,8 @@ static int serve(hale_service *s) {
     }
     rc = HALE_EXIT_OK;
 out:
+    /* the watchdog reads the main server's busy slots: it goes first */
+    hale_sdnotify_watchdog_stop(s->notify);
     /* admin first: its /metrics and /health read the main server's state */
     if (s->admin_srv) hale_http_stop(s->admin_srv);
     if (s->main_srv) hale_http_stop(s->main_srv);
@@ -277,6 +337,8 @@ out:
     hale_health_set_stopped(s->health);
     if (rc == HALE_EXIT_OK) HALE_LOG(HALE_LOG_INFO, "lifecycle", "stopped cleanly", HALE_F_INT("exit_code", rc));
     hale_log_flush();
+    hale_sdnotify_free(s->notify);
+    s->notify = NULL;
     hale_health_free(s->health);
     hale_router_free(s->router);
     hale_router_free(s->admin_router);
@@ -314,6 +376,7 @@ int hale_service_main(const hale_service_def *def, int argc, char **argv, char *
     hale_service s;
     memset(&s, 0, sizeof s);
     s.def = def;
+    s.envp = envp;
     s.cfg = load_cfg(def, config_dir, envp);
     int rc;
     if (cmd && !strcmp(cmd, "config")) {

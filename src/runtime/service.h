@@ -13,6 +13,15 @@
  *   shutdown.drain_delay) -> stop accepting -> finish in-flight requests
  *   within shutdown.timeout -> def.stop (close stores) -> flush logs -> 0.
  *
+ * Under systemd (systemd.h, docs/systemd.md): with NOTIFY_SOCKET it sends
+ * STATUS= at every availability change, READY=1 when readiness first
+ * passes, STOPPING=1 as the drain starts, and WATCHDOG=1 (WATCHDOG_USEC)
+ * while liveness passes. With LISTEN_FDS the listeners serve the inherited
+ * sockets ("api", "admin") instead of binding: the API's accepts nothing
+ * until started, and at the drain it is left, never shut, after every
+ * connection already accepted was answered: queued ones wait for the next
+ * process.
+ *
  * Commands it understands: `NAME` (serve), `NAME config [--check]`,
  * `NAME --health-check`, `NAME --version`, `NAME --help`, the option
  * `--config-dir DIR`, and the service's own commands through def.command.

@@ -64,6 +64,8 @@ def test_three_packages_with_their_files(debs):  # R: R4
     for unit in ("hale.service", "hale.socket"):  # deploy/systemd/, when the tree has them
         if os.path.exists(os.path.join(ROOT, "deploy/systemd", unit)):
             assert any(p.endswith("/systemd/system/" + unit) for p in hale), unit
+            # the unit's Documentation= is shipped
+            assert "/usr/share/doc/hale/systemd.md" in hale
     ctl = run("dpkg-deb", "-I", deb(debs, "hale"))
     assert "adduser" in ctl and "postinst" in ctl
     conffiles = run("dpkg-deb", "-I", deb(debs, "hale"), "conffiles").split()
