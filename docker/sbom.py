@@ -19,6 +19,14 @@ package's installed version is the candidate (so no published security
 update is missing; when bookworm-security holds the newest version, that is
 the one installed).
 
+The builder also keeps docker/packages.lock, the exact versions its own and
+the runtime stage's packages were installed at (docker/apt-pinned.sh). Each
+package carries
+  hale:pinned             the version the lock pins for the stage the files
+                          come from (runtime: the image's; else the builder's)
+and `--check` fails unless every listed package is pinned at exactly its
+installed version.
+
 Usage: docker/sbom.py IMAGE --builder BUILDER_IMAGE -o OUT.json [--check]
 Needs only the standard library and the docker CLI.
 """
@@ -130,6 +138,17 @@ def parse_policy(text):
     return out
 
 
+def parse_lock(text):
+    """packages.lock -> {stage: {pkg: version}}"""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#") and "=" in parts[1]:
+            pkg, ver = parts[1].split("=", 1)
+            out.setdefault(parts[0], {})[pkg] = ver
+    return out
+
+
 def purl(name, version, arch):
     v = urllib.parse.quote(version, safe="")
     return f"pkg:deb/debian/{name}@{v}?arch={arch}&distro=debian-12"
@@ -202,12 +221,19 @@ def build_sbom(image, builder):
     pkgs = parse_status(status)
     policy = parse_policy(rec.get("apt-policy.txt", ""))
     sources = rec.get("apt-sources.txt", "")
+    lock_text = rec.get("packages.lock", "")
+    stage = "runtime" if own_db else "builder"
+    pins = parse_lock(lock_text).get(stage, {})
+    if not pins:
+        problems_lock = [f"the builder holds no packages.lock pins for stage '{stage}'"]
+    else:
+        problems_lock = []
     inspect = json.loads(docker("image", "inspect", image))[0]
     labels = (inspect.get("Config") or {}).get("Labels") or {}
     hale_version = labels.get("org.opencontainers.image.version", "unknown")
     revision = labels.get("org.opencontainers.image.revision", "unknown")
 
-    by_pkg, problems = {}, []
+    by_pkg, problems = {}, list(problems_lock)
     for path in sorted(elf):
         pkg = owners.get(path) or owners.get(usr_alias(path))
         if pkg is None:
@@ -242,7 +268,11 @@ def build_sbom(image, builder):
         f = pkgs.get(pkg, {})
         ver, arch = f.get("Version", "?"), f.get("Architecture", "?")
         pol = policy.get(pkg)
-        props = [{"name": "debian:source", "value": f.get("Source", pkg).split(" ")[0]}]
+        props = [{"name": "debian:source", "value": f.get("Source", pkg).split(" ")[0]},
+                 {"name": "hale:pinned", "value": pins.get(pkg, "none")}]
+        if pins and pins.get(pkg) != ver:
+            problems.append(f"{pkg}: installed {ver}, but packages.lock pins "
+                            f"{pins.get(pkg, 'nothing')} for {stage}")
         if pol:
             installed_from = sorted(set(pol["versions"].get(ver, [])))
             sec = [v for v, o in pol["versions"].items() if SECURITY_SUITE in o]
@@ -251,7 +281,8 @@ def build_sbom(image, builder):
             if sec:
                 props.append({"name": "debian:security-version", "value": sec[0]})
             if pol["candidate"] != ver:
-                problems.append(f"{pkg}: installed {ver}, but the sources offer {pol['candidate']}")
+                problems.append(f"{pkg}: installed {ver}, but the sources offer {pol['candidate']} "
+                                "(refresh docker/packages.lock: scripts/lock-packages.sh)")
             if not installed_from:
                 problems.append(f"{pkg}: installed {ver} is in no configured suite")
         else:
@@ -284,6 +315,8 @@ def build_sbom(image, builder):
          "value": json.loads(docker("image", "inspect", builder))[0]["Id"]},
         {"name": "hale:apt-sources",
          "value": " ".join(sorted(set(re.findall(r"\b(bookworm[a-z-]*)\b", sources))))},
+        {"name": "hale:packages-lock",
+         "value": hashlib.sha256(lock_text.encode()).hexdigest() + f" (stage {stage})"},
         {"name": "hale:check", "value": "; ".join(problems) or "ok"},
     ]
     bom = {

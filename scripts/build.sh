@@ -30,7 +30,10 @@ case "$variant" in
   native)  args=(-DCMAKE_BUILD_TYPE=Native) ;;
   asan)    args=(-DCMAKE_BUILD_TYPE=Asan -DHALE_TEST_HOOKS=ON) ;;
   tsan)    args=(-DCMAKE_BUILD_TYPE=Tsan -DHALE_TEST_HOOKS=ON) ;;
-  *) echo "usage: $0 [--configure-only] debug|release|minsize|native|asan|tsan [--target NAME]" >&2
+  # the SQLite-only build of the sqlite image (D2), debug-flavoured for tests
+  sqlite)  args=(-DCMAKE_BUILD_TYPE=Debug -DHALE_WITH_PG=OFF -DHALE_WITH_REDIS=OFF) ;;
+  coverage) args=(-DCMAKE_BUILD_TYPE=Coverage -DHALE_TEST_HOOKS=ON) ;;
+  *) echo "usage: $0 [--configure-only] debug|release|minsize|native|asan|tsan|sqlite|coverage [--target NAME]" >&2
      exit 2 ;;
 esac
 dir=${HALE_BUILD_DIR:-build/$variant}

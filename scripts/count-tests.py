@@ -7,7 +7,9 @@ counts as one test). Every count found is summed, so a suite that runs
 pytest several times (one run per backend) counts all of them:
   pytest    "3 passed, 1 failed, 2 skipped in 4.2s" (-q), or the same
             between "=" rules (-v); errors count as failed
-  ctest     "92% tests passed, 1 tests failed out of 13"
+  ctest     "92% tests passed, 1 tests failed out of 13"; a test listed
+            "  3 - test_x (Skipped)" (exit 77: no service) is skipped,
+            not passed
   toml-test "512 passed, 0 failed" (a line of its own)
   fuzz      scripts/fuzz.sh: one test per target, "Done N runs" passed,
             "fuzz: NAME FAILED" failed
@@ -18,6 +20,7 @@ import sys
 PYTEST = re.compile(r"^=*\s*((?:\d+ [a-z]+(?:, )?)+) in [\d.]+s(?: \([\d:]+\))?\s*=*$")
 PYTEST_ITEM = re.compile(r"(\d+) ([a-z]+)")
 CTEST = re.compile(r"^\d+% tests passed, (\d+) tests? failed out of (\d+)")
+CTEST_SKIPPED = re.compile(r"^\d+ - \S+ \(Skipped\)$")
 TOML = re.compile(r"^(\d+) passed, (\d+) failed$")
 FUZZ_OK = re.compile(r"^Done \d+ runs in ")
 FUZZ_FAIL = re.compile(r"^fuzz: \S+ FAILED$")
@@ -46,6 +49,9 @@ def count(lines):
             failed, total = int(m.group(1)), int(m.group(2))
             p += total - failed
             f += failed
+            continue
+        if CTEST_SKIPPED.match(line):  # listed after the CTEST line
+            p, s = p - 1, s + 1
             continue
         m = TOML.match(line)
         if m:

@@ -11,12 +11,15 @@
 #       hale-local/distroless-base:debian12  stand-in for the distroless base:
 #                                          passwd/group/CA bundle/tmp, no libc
 #                                          (docker/distroless-base/Dockerfile)
-#  2. `docker build --target T` of the Dockerfile for the builder, runtime and
-#     distroless targets, with --build-arg pointing the bases at those images.
+#  2. `docker build --target T` of the Dockerfile for the builder, runtime,
+#     distroless and sqlite targets (sqlite also builds builder-sqlite), with
+#     --build-arg pointing the bases at those images (the local distroless
+#     base is a static-debian12 stand-in: it serves both distroless bases).
 #     (There is no static target: docker/STATIC.md says why.)
 #  3. An SBOM per image with the security-update check (docker/sbom.py):
 #     build/sbom/<target>.cdx.json.
-#  4. The sizes, also written to build/image/sizes.tsv.
+#  4. The sizes, also written to build/image/sizes.tsv, and the verdict on the
+#     minimal image's goal (sqlite <= 12 MiB).
 #
 # Network: RUN steps of a build reach the Debian mirror through Docker's
 # default bridge here (measured: `apt-get update` in a RUN step fetches from
@@ -25,7 +28,7 @@
 # Where a build cannot reach the mirror but the host can, set
 # HALE_BUILD_NETWORK=host.
 #
-# Usage: scripts/image.sh [--rebuild-base] [TARGET...]   (default: runtime distroless)
+# Usage: scripts/image.sh [--rebuild-base] [TARGET...]   (default: runtime distroless sqlite)
 # Env:   HALE_IMAGE            image repository (default hale): hale:runtime, ...
 #        HALE_BASE_IMAGE       Debian base (default hale-local/bookworm:slim);
 #                              debian:bookworm-slim where a registry is reachable
@@ -42,12 +45,12 @@ targets=()
 for a in "$@"; do
   case $a in
     --rebuild-base) rebuild_base=1 ;;
-    runtime | distroless) targets+=("$a") ;;
+    runtime | distroless | sqlite) targets+=("$a") ;;
     static) echo "image: no static target: docker/STATIC.md has the linker errors" >&2; exit 2 ;;
-    *) echo "usage: $0 [--rebuild-base] [runtime|distroless]..." >&2; exit 2 ;;
+    *) echo "usage: $0 [--rebuild-base] [runtime|distroless|sqlite]..." >&2; exit 2 ;;
   esac
 done
-((${#targets[@]})) || targets=(runtime distroless)
+((${#targets[@]})) || targets=(runtime distroless sqlite)
 
 log() { printf 'image: %s\n' "$*"; }
 die() { printf 'image: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -91,7 +94,7 @@ version=$(sed -n 's/^project(hale VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 [[ -z $(git status --porcelain -- src CMakeLists.txt config 2>/dev/null) ]] || revision+=-dirty
 args=(--build-arg BUILDER_IMAGE="$BASE" --build-arg RUNTIME_IMAGE="$BASE"
-      --build-arg DISTROLESS_IMAGE="$DISTROLESS_BASE"
+      --build-arg DISTROLESS_IMAGE="$DISTROLESS_BASE" --build-arg STATIC_IMAGE="$DISTROLESS_BASE"
       --build-arg HALE_VERSION="$version" --build-arg HALE_REVISION="$revision")
 # One snapshot of the build context for every target: the tree may change
 # while the builds run (others edit src/), and the classic builder rebuilds
@@ -102,7 +105,29 @@ ctx=$(mktemp -d /tmp/hale-image-context.XXXXXX)
 trap 'rm -rf "$ctx"' EXIT
 mapfile -t keep < <(sed -n 's/^!//p' .dockerignore)
 cp -a --parents Dockerfile .dockerignore "${keep[@]%/}" "$ctx/"
-build "$IMAGE:builder" builder "${args[@]}" --target builder "$ctx"
+# The lock pins what the mirror offered when it was made; once Debian
+# publishes an update of a pinned package the old version is gone
+# (bookworm-security keeps only the newest) and docker/apt-pinned.sh fails
+# the builder. Built on a local base (the tests, a fresh machine) that is
+# no fault of the tree: the lock is refreshed (scripts/lock-packages.sh),
+# the build retried once and the refresh reported (commit the new lock).
+# On a pinned upstream base it stays an error. HALE_LOCK_REFRESH=0: never.
+if ! docker build "${net[@]}" -t "$IMAGE:builder" "${args[@]}" --target builder "$ctx" \
+     >build/image/builder.log 2>&1; then
+  if [[ $BASE == hale-local/* && ${HALE_LOCK_REFRESH:-1} == 1 ]] &&
+     grep -q "apt-pinned: ERROR" build/image/builder.log; then
+    log "WARNING: docker/packages.lock is stale against the mirror: refreshing it (commit the result)"
+    grep "apt-pinned: ERROR" build/image/builder.log | head -3 >&2
+    scripts/lock-packages.sh "$BASE" || die "scripts/lock-packages.sh failed"
+    cp docker/packages.lock "$ctx/docker/packages.lock"
+    build "$IMAGE:builder" builder "${args[@]}" --target builder "$ctx"
+  else
+    tail -30 build/image/builder.log >&2
+    die "docker build of $IMAGE:builder failed (full log: build/image/builder.log)"
+  fi
+fi
+[[ " ${targets[*]} " == *" sqlite "* ]] &&
+  build "$IMAGE:builder-sqlite" builder-sqlite "${args[@]}" --target builder-sqlite "$ctx"
 for t in "${targets[@]}"; do
   build "$IMAGE:$t" "$t" "${args[@]}" --target "$t" "$ctx"
 done
@@ -113,7 +138,9 @@ docker image prune -f --filter label=org.opencontainers.image.title=hale >/dev/n
 # --- 3. SBOMs ---------------------------------------------------------------
 sbom_rc=0
 for t in "${targets[@]}"; do
-  docker/sbom.py "$IMAGE:$t" --builder "$IMAGE:builder" -o "build/sbom/$t.cdx.json" --check ||
+  b=$IMAGE:builder
+  [[ $t == sqlite ]] && b=$IMAGE:builder-sqlite
+  docker/sbom.py "$IMAGE:$t" --builder "$b" -o "build/sbom/$t.cdx.json" --check ||
     sbom_rc=1
 done
 
@@ -126,11 +153,11 @@ for t in "${targets[@]}"; do
 done
 log "sizes (uncompressed, as docker images reports them):"
 awk -F'\t' '{printf "  %-20s %12s %8s\n", $1, $2, $3}' build/image/sizes.tsv
-if [[ " ${targets[*]} " == *" distroless "* ]]; then
-  mib=$(awk -F'\t' -v i="$IMAGE:distroless" '$1 == i {print $3}' build/image/sizes.tsv)
+if [[ " ${targets[*]} " == *" sqlite "* ]]; then
+  mib=$(awk -F'\t' -v i="$IMAGE:sqlite" '$1 == i {print $3}' build/image/sizes.tsv)
   verdict="NOT met"
   awk -v m="$mib" 'BEGIN{exit !(m <= 12)}' && verdict=met
-  log "minimal image $IMAGE:distroless: $mib MiB (goal <= 12 MiB: $verdict)"
+  log "minimal image $IMAGE:sqlite (SQLite only): $mib MiB (goal <= 12 MiB: $verdict)"
 fi
 log "done in $((SECONDS - t_start)) s"
 ((sbom_rc == 0)) || die "SBOM security check failed (above)"

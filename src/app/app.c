@@ -94,6 +94,24 @@ static void validate(hale_cfg *cfg, void *arg) {
             hale_cfg_add_diag(cfg, HALE_DIAG_ERROR, "%s (from %s)", why,
                               hale_cfg_source(cfg, urls[i].name));
     }
+#ifndef HALE_HAVE_PQ
+    /* D2: a SQLite-only build refuses a PostgreSQL URL at once (exit 78),
+     * never by falling back to SQLite */
+    if (*hale_cfg_str(cfg, "database.url"))
+        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
+                          "database.url is set (%s), but this hale was built without PostgreSQL "
+                          "(-DHALE_WITH_PG=OFF, e.g. the sqlite image): unset it to use SQLite at "
+                          "database.sqlite_path, or run a build with PostgreSQL",
+                          hale_cfg_source(cfg, "database.url"));
+#endif
+#ifndef HALE_HAVE_HIREDIS
+    if (*hale_cfg_str(cfg, "redis.url"))
+        hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
+                          "redis.url is set (%s), but this hale was built without Redis "
+                          "(-DHALE_WITH_REDIS=OFF, e.g. the sqlite image): unset it, or run a build "
+                          "with Redis",
+                          hale_cfg_source(cfg, "redis.url"));
+#endif
     if (!*hale_cfg_str(cfg, "database.url") && hale_cfg_bool(cfg, "database.require_url"))
         hale_cfg_add_diag(cfg, HALE_DIAG_ERROR,
                           "database.require_url is true (%s) and no database URL is configured: put a "
@@ -183,6 +201,18 @@ static const hale_service_def def = {
                     "  copy              copy the SQLite store into PostgreSQL, then verify\n"
                     "                    ([--from sqlite:PATH] [--to postgres://...] [--batch N]\n"
                     "                    [--pause MS] [--verify-only]; see docs/scaling.md)\n",
+    .build_info = "backends: sqlite"
+#ifdef HALE_HAVE_PQ
+                  " postgres"
+#else
+                  " (built without postgres)"
+#endif
+#ifdef HALE_HAVE_HIREDIS
+                  " redis"
+#else
+                  " (built without redis)"
+#endif
+    ,
 };
 
 const hale_service_def *kv_app_def(void) { return &def; }

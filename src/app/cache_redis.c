@@ -33,11 +33,9 @@
  * replayed; the replay is the breaker's probe when it is due one. */
 #ifdef HALE_HAVE_HIREDIS
 
-#include "cache.h"
+#include "cache_redis_int.h"
 
-#include "breaker.h"
 #include "log.h"
-#include "redis_pool.h"
 
 #include <endian.h>
 #include <inttypes.h>
@@ -53,9 +51,7 @@
 #define PENDING_MAX 1024
 #define DEL_BATCH 64
 #define PURGE_STEPS 20    /* SCAN calls per replay: a purge never holds a request long */
-#define TOKEN_MAX 64
 
-enum { SC_LEASE, SC_FILL, SC_N };
 static const char *const SCRIPTS[SC_N] = {
     [SC_LEASE] =
         "local r = redis.call('HMGET', KEYS[1], 'v', 'g')\n"
@@ -73,33 +69,6 @@ static const char *const SCRIPTS[SC_N] = {
         "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
         "return 1\n",
 };
-
-typedef struct cache {
-    kv_store base;
-    kv_store *backend;
-    kv_redis_pool pool;
-    hale_breaker brk;
-    char *prefix;                 /* "hale:<ns>:kv:" */
-    size_t plen;
-    char ttl[16];                 /* ms, as text for PEXPIRE */
-    size_t max_value;
-    uint64_t token_seed;
-    _Atomic uint64_t token_seq;
-    /* deletes to replay (under pmu); dirty mirrors "npending || purge" */
-    pthread_mutex_t pmu;
-    char **pending;
-    size_t *pending_len;
-    size_t npending;
-    bool purge;
-    char purge_cursor[24];
-    atomic_bool dirty;
-    atomic_size_t npending_gauge; /* npending, for metrics without the lock */
-    pthread_mutex_t replay_mu;    /* one replayer at a time (trylock) */
-    pthread_mutex_t emu;
-    char last_err[200];
-    _Atomic uint64_t hits, misses, bypassed, errors, fills, fill_conflicts, inval_fail;
-    _Atomic(hale_histogram *) cmd_lat;
-} cache;
 
 static const kv_store_ops CACHE_OPS;
 
@@ -126,16 +95,13 @@ static void succeeded(cache *c) {
     hale_breaker_success(&c->brk);
 }
 
-typedef enum { RC_OK, RC_FAIL, RC_BUSY } rrc;
-
-#define NO_SCRIPT (-1)
 
 /* One command on a pooled connection. With script >= 0 the command is
  * EVALSHA and argv[1] is filled here with that script's SHA: it is known
  * only once a connection has loaded the scripts, and the acquire (which
  * takes the pool's mutex) makes the write of it visible. RC_BUSY (no free
  * connection in time) is not Redis's fault and does not count against it. */
-static rrc run(cache *c, int script, int argc, const char **argv, size_t *lens, redisReply **out) {
+rrc kvc_run(cache *c, int script, int argc, const char **argv, size_t *lens, redisReply **out) {
     kv_redis_lease l;
     char err[256];
     kv_redis_rc a = kv_redis_acquire(&c->pool, &l, err, sizeof err);
@@ -164,7 +130,7 @@ static rrc run(cache *c, int script, int argc, const char **argv, size_t *lens, 
     return RC_OK;
 }
 
-static void redis_key(const cache *c, const char *key, size_t klen, hale_buf *out) {
+void kvc_redis_key(const cache *c, const char *key, size_t klen, hale_buf *out) {
     hale_buf_init(out);
     hale_buf_append(out, c->prefix, c->plen);
     hale_buf_append(out, key, klen);
@@ -172,7 +138,7 @@ static void redis_key(const cache *c, const char *key, size_t klen, hale_buf *ou
 
 /* ---- remembered deletes ---- */
 
-static void pending_add(cache *c, const char *key, size_t klen) {
+void kvc_pending_add(cache *c, const char *key, size_t klen) {
     pthread_mutex_lock(&c->pmu);
     if (!c->purge) {
         if (c->npending == PENDING_MAX) {
@@ -207,7 +173,7 @@ static int purge_step(cache *c) {
         const char *argv[] = {"SCAN", cursor, "MATCH", pat.data, "COUNT", "500"};
         size_t lens[] = {4, strlen(cursor), 5, pat.len, 5, 3};
         redisReply *r;
-        if (run(c, NO_SCRIPT, 6, argv, lens, &r) != RC_OK) { rc = -1; break; }
+        if (kvc_run(c, NO_SCRIPT, 6, argv, lens, &r) != RC_OK) { rc = -1; break; }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[1]->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
@@ -225,7 +191,7 @@ static int purge_step(cache *c) {
                 klens[i + 1] = keys->element[i]->len;
             }
             redisReply *u;
-            rrc x = run(c, NO_SCRIPT, (int)keys->elements + 1, kargv, klens, &u);
+            rrc x = kvc_run(c, NO_SCRIPT, (int)keys->elements + 1, kargv, klens, &u);
             free(kargv);
             free(klens);
             if (x != RC_OK) {
@@ -278,12 +244,12 @@ static int replay(cache *c) {
             argv[0] = "DEL";
             alen[0] = 3;
             for (size_t i = 0; i < k; i++) {
-                redis_key(c, keys[done + i], lens[done + i], &rk[i]);
+                kvc_redis_key(c, keys[done + i], lens[done + i], &rk[i]);
                 argv[i + 1] = rk[i].data;
                 alen[i + 1] = rk[i].len;
             }
             redisReply *r;
-            if (run(c, NO_SCRIPT, (int)k + 1, argv, alen, &r) == RC_OK) {
+            if (kvc_run(c, NO_SCRIPT, (int)k + 1, argv, alen, &r) == RC_OK) {
                 freeReplyObject(r);
                 done += k;
             } else {
@@ -293,7 +259,7 @@ static int replay(cache *c) {
         }
     }
     /* put back what was not replayed (a purge keeps its own flag) */
-    for (size_t i = done; i < n; i++) pending_add(c, keys[i], lens[i]);
+    for (size_t i = done; i < n; i++) kvc_pending_add(c, keys[i], lens[i]);
     for (size_t i = 0; i < n; i++) free(keys[i]);
     free(keys);
     free(lens);
@@ -307,153 +273,21 @@ static int replay(cache *c) {
 
 /* May reads use the cache now? (Maybe the breaker's probe: the caller must
  * then make a Redis call, which reports the outcome.) */
-static bool usable(cache *c) {
+bool kvc_usable(cache *c) {
     if (!hale_breaker_allow(&c->brk)) return false;
     if (!atomic_load(&c->dirty)) return true;
     return replay(c) == 0;
 }
 
 /* Deletes the entry; false when Redis could not be told. */
-static bool invalidate(cache *c, const hale_buf *rk) {
+bool kvc_invalidate(cache *c, const hale_buf *rk) {
     if (!hale_breaker_allow(&c->brk)) return false;
     const char *argv[] = {"DEL", rk->data};
     size_t lens[] = {3, rk->len};
     redisReply *r;
-    if (run(c, NO_SCRIPT, 2, argv, lens, &r) != RC_OK) return false;
+    if (kvc_run(c, NO_SCRIPT, 2, argv, lens, &r) != RC_OK) return false;
     freeReplyObject(r);
     return true;
-}
-
-/* ---- entries: version (8 bytes BE), ctype length (1), [mtime], ctype, value
- * The ctype length is < 128; its top bit says that the write time (8 bytes
- * BE, ms) follows. Entries of the previous format (no bit, no time) still
- * decode (mtime unknown); a previous hale fails to decode a new entry and
- * reads the backend, so a rolling update serves nothing wrong. ---- */
-
-#define ENTRY_HAS_MTIME 0x80u
-
-static void encode(const kv_item *it, hale_buf *out) {
-    hale_buf_init(out);
-    uint64_t v = htobe64((uint64_t)it->version), m = htobe64((uint64_t)it->mtime_ms);
-    size_t cl = strlen(it->ctype);
-    unsigned char cl8 = (unsigned char)(cl | ENTRY_HAS_MTIME); /* ctype < 128 bytes (kv_item) */
-    hale_buf_append(out, &v, 8);
-    hale_buf_append(out, &cl8, 1);
-    hale_buf_append(out, &m, 8);
-    hale_buf_append(out, it->ctype, cl);
-    hale_buf_append(out, it->value, it->len);
-}
-
-static bool decode(const char *p, size_t n, kv_item *out) {
-    if (n < 9) return false;
-    unsigned cl8 = (unsigned char)p[8];
-    size_t cl = cl8 & ~ENTRY_HAS_MTIME, head = cl8 & ENTRY_HAS_MTIME ? 17 : 9;
-    if (cl >= sizeof out->ctype || n < head + cl) return false;
-    uint64_t v, m = 0;
-    memcpy(&v, p, 8);
-    if (head == 17) memcpy(&m, p + 9, 8);
-    out->version = (int64_t)be64toh(v);
-    out->mtime_ms = (int64_t)be64toh(m);
-    memcpy(out->ctype, p + head, cl);
-    out->ctype[cl] = '\0';
-    out->len = n - head - cl;
-    out->value = xmalloc(out->len + 1);
-    memcpy(out->value, p + head + cl, out->len);
-    out->value[out->len] = '\0';
-    return true;
-}
-
-/* ---- the store ---- */
-
-static kv_status c_get(kv_store *base, const char *key, size_t klen, kv_item *out) {
-    cache *c = (cache *)base;
-    hale_buf rk;
-    redis_key(c, key, klen, &rk);
-    char token[TOKEN_MAX + 1];
-    size_t toklen = 0;
-    bool leased = false;
-    if (usable(c)) {
-        char mine[40];
-        snprintf(mine, sizeof mine, "%016" PRIx64 "%016" PRIx64, c->token_seed,
-                 atomic_fetch_add(&c->token_seq, 1));
-        const char *argv[] = {"EVALSHA", NULL, "1", rk.data, mine, c->ttl};
-        size_t lens[] = {7, 0, 1, rk.len, strlen(mine), strlen(c->ttl)};
-        redisReply *r;
-        rrc rc = run(c, SC_LEASE, 6, argv, lens, &r);
-        if (rc == RC_OK) {
-            bool shape = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                         r->element[0]->type == REDIS_REPLY_INTEGER &&
-                         r->element[1]->type == REDIS_REPLY_STRING;
-            if (shape && r->element[0]->integer == 1 && decode(r->element[1]->str, r->element[1]->len, out)) {
-                atomic_fetch_add(&c->hits, 1);
-                freeReplyObject(r);
-                hale_buf_free(&rk);
-                return KV_OK;
-            }
-            if (shape && r->element[0]->integer == 0 && r->element[1]->len <= TOKEN_MAX) {
-                toklen = r->element[1]->len;
-                memcpy(token, r->element[1]->str, toklen);
-                token[toklen] = '\0';
-                leased = true;
-                atomic_fetch_add(&c->misses, 1);
-            } else {
-                atomic_fetch_add(&c->errors, 1); /* not ours, or corrupt: leave it to the TTL */
-            }
-            freeReplyObject(r);
-        } else if (rc == RC_BUSY) {
-            atomic_fetch_add(&c->bypassed, 1);
-        }
-    } else {
-        atomic_fetch_add(&c->bypassed, 1);
-    }
-    kv_status st = c->backend->ops->get(c->backend, key, klen, out);
-    if (st == KV_OK && leased && out->len <= c->max_value && hale_breaker_allow(&c->brk)) {
-        hale_buf ent;
-        encode(out, &ent);
-        const char *argv[] = {"EVALSHA", NULL, "1", rk.data, token, ent.data, c->ttl};
-        size_t lens[] = {7, 0, 1, rk.len, toklen, ent.len, strlen(c->ttl)};
-        redisReply *r;
-        if (run(c, SC_FILL, 7, argv, lens, &r) == RC_OK) {
-            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) atomic_fetch_add(&c->fills, 1);
-            else atomic_fetch_add(&c->fill_conflicts, 1);
-            freeReplyObject(r);
-        }
-        hale_buf_free(&ent);
-    }
-    hale_buf_free(&rk);
-    return st;
-}
-
-/* The backend may have changed the key unless it said it did not. */
-static bool may_have_changed(kv_status st) { return st != KV_PRECONDITION && st != KV_NOT_FOUND; }
-
-static void after_write(cache *c, const hale_buf *rk, const char *key, size_t klen) {
-    if (invalidate(c, rk)) return;
-    atomic_fetch_add(&c->inval_fail, 1);
-    pending_add(c, key, klen);
-}
-
-static kv_status c_put(kv_store *base, const char *key, size_t klen, const char *val, size_t vlen,
-                       const char *ctype, const kv_cond *cond, int64_t *version, bool *created) {
-    cache *c = (cache *)base;
-    hale_buf rk;
-    redis_key(c, key, klen, &rk);
-    invalidate(c, &rk);
-    kv_status st = c->backend->ops->put(c->backend, key, klen, val, vlen, ctype, cond, version, created);
-    if (may_have_changed(st)) after_write(c, &rk, key, klen);
-    hale_buf_free(&rk);
-    return st;
-}
-
-static kv_status c_del(kv_store *base, const char *key, size_t klen, const kv_cond *cond) {
-    cache *c = (cache *)base;
-    hale_buf rk;
-    redis_key(c, key, klen, &rk);
-    invalidate(c, &rk);
-    kv_status st = c->backend->ops->del(c->backend, key, klen, cond);
-    if (may_have_changed(st)) after_write(c, &rk, key, klen);
-    hale_buf_free(&rk);
-    return st;
 }
 
 static kv_status c_list(kv_store *base, const char *prefix, size_t plen, const char *after, size_t alen,
@@ -470,7 +304,11 @@ static int c_ping(kv_store *base, char *err, size_t errlen) {
 
 static void c_close(kv_store *base) {
     cache *c = (cache *)base;
+    /* queued writes reach the backend, which answers them at its close;
+     * their second delete then runs inline (the pool refuses) */
+    if (c->async) kv_async_stop(c->async);
     kv_store_close(c->backend);
+    kv_async_destroy(c->async);
     kv_redis_pool_destroy(&c->pool);
     hale_breaker_destroy(&c->brk);
     for (size_t i = 0; i < c->npending; i++) free(c->pending[i]);
@@ -484,8 +322,8 @@ static void c_close(kv_store *base) {
 }
 
 static const kv_store_ops CACHE_OPS = {
-    .name = "redis-cache", .get = c_get, .put = c_put, .del = c_del,
-    .list = c_list, .ping = c_ping, .close = c_close,
+    .name = "redis-cache", .get = kvc_get, .put = kvc_put, .del = kvc_del,
+    .list = c_list, .ping = c_ping, .close = c_close, .submit = kvc_submit,
 };
 
 bool kv_store_is_cache(const kv_store *s) { return s && s->ops == &CACHE_OPS; }
@@ -518,6 +356,12 @@ kv_store *kv_cache_open(kv_store *backend, const kv_cache_opts *o, char *err, si
     pthread_mutex_init(&c->emu, NULL);
     c->pending = xcalloc(PENDING_MAX, sizeof *c->pending);
     c->pending_len = xcalloc(PENDING_MAX, sizeof *c->pending_len);
+    c->async = kv_async_new(o->pool_size ? o->pool_size : 1, 1024, kvc_write_step, c, err, errlen);
+    if (!c->async) {
+        c->backend = NULL; /* the caller keeps it */
+        c_close(&c->base);
+        return NULL;
+    }
     return &c->base;
 }
 
@@ -535,7 +379,7 @@ int kv_cache_check(kv_store *s, char *err, size_t errlen) {
     const char *argv[] = {"PING"};
     size_t lens[] = {4};
     redisReply *r;
-    rrc rc = run(c, NO_SCRIPT, 1, argv, lens, &r);
+    rrc rc = kvc_run(c, NO_SCRIPT, 1, argv, lens, &r);
     if (rc == RC_OK) {
         freeReplyObject(r);
         return 0;

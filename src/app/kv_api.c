@@ -357,20 +357,22 @@ static void put_answer(hale_req *r, kv_status st, int64_t version, bool created)
     }
 }
 
-/* A PUT handed to the store's writer thread. */
-typedef struct put_ctx {
-    hale_req *r;
-    hale_buf key;
-    kv_cond cond;
-} put_ctx;
+/* On the store's thread once the write is durable (or failed): answers, resumes. */
+static void put_done(kv_op *op) {
+    put_answer(op->arg, op->st, op->version, op->created);
+    hale_req_resume(op->arg);
+    kv_op_free(op);
+}
 
-/* Runs on the writer thread once the write is durable (or failed). */
-static void put_done(void *arg, kv_status st, int64_t version, bool created) {
-    put_ctx *pc = arg;
-    put_answer(pc->r, st, version, created);
-    hale_req_resume(pc->r);
-    hale_buf_free(&pc->key);
-    free(pc);
+static void del_done(kv_op *op) {
+    hale_req *r = op->arg;
+    if (op->st == KV_OK) hale_resp_static(r, 204, NULL, "", 0);
+    else if (op->st == KV_NOT_FOUND) hale_resp_error(r, 404, "not_found", "no value is stored under this key");
+    else if (op->st == KV_PRECONDITION)
+        hale_resp_error(r, 412, "precondition_failed", "the stored version does not satisfy the precondition");
+    else store_failed(r, op->st);
+    hale_req_resume(r);
+    kv_op_free(op);
 }
 
 static void h_put(hale_req *r, void *arg) {
@@ -395,24 +397,10 @@ static void h_put(hale_req *r, void *arg) {
     if (!store) goto out;
     kv_cond c;
     if (!write_cond(r, store, &key, false, &c)) goto out;
-    if (store->ops->put_async) {
-        /* the store's writer answers: one commit serves every waiting PUT
-         * and no worker thread sits waiting for the fsync */
-        put_ctx *pc = xcalloc(1, sizeof *pc);
-        pc->r = r;
-        pc->key = key;
-        pc->cond = c;
-        hale_buf_init(&key);
-        hale_req_suspend(r);
-        store->ops->put_async(store, pc->key.data, pc->key.len, val, vlen, ctype, &pc->cond,
-                              put_done, pc);
-        goto out;
-    }
-    int64_t version = 0;
-    bool created = false;
-    kv_status st = store->ops->put(store, key.data, key.len, val, vlen, ctype, &c,
-                                        &version, &created);
-    put_answer(r, st, version, created);
+    /* answered from the store's thread: no worker waits for an fsync */
+    kv_op *op = kv_op_new_put(key.data, key.len, val, vlen, ctype, &c, put_done, r);
+    hale_req_suspend(r);
+    kv_store_submit(store, op);
 out:
     hale_buf_free(&key);
 }
@@ -426,12 +414,9 @@ static void h_del(hale_req *r, void *arg) {
     if (!store) goto out;
     kv_cond c;
     if (!write_cond(r, store, &key, true, &c)) goto out;
-    kv_status st = store->ops->del(store, key.data, key.len, &c);
-    if (st == KV_OK) hale_resp_static(r, 204, NULL, "", 0);
-    else if (st == KV_NOT_FOUND) hale_resp_error(r, 404, "not_found", "no value is stored under this key");
-    else if (st == KV_PRECONDITION)
-        hale_resp_error(r, 412, "precondition_failed", "the stored version does not satisfy the precondition");
-    else store_failed(r, st);
+    kv_op *op = kv_op_new_del(key.data, key.len, &c, del_done, r);
+    hale_req_suspend(r);
+    kv_store_submit(store, op);
 out:
     hale_buf_free(&key);
 }

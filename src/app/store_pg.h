@@ -7,7 +7,9 @@
  *    restart by itself.
  *  - Every call returns within statement_timeout_ms + KV_PG_GRACE_MS
  *    (waiting for a connection, connecting and the query all count), with
- *    KV_UNAVAILABLE when that deadline passes. The server also enforces
+ *    KV_UNAVAILABLE when that deadline passes; a submitted write is
+ *    answered within the same bound from its submit (time queued counts),
+ *    or at once with KV_UNAVAILABLE when the write queue is full. The server also enforces
  *    statement_timeout on each statement.
  *  - A circuit breaker turns repeated connection failures and server
  *    errors of the retry-later kind, or a single call the server left

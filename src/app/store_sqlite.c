@@ -201,18 +201,25 @@ static void submit(sq_store *s, wop *op) {
     pthread_mutex_unlock(&s->mu);
 }
 
-static void sq_put_async(kv_store *base, const char *key, size_t klen, const char *val,
-                         size_t vlen, const char *ctype, const kv_cond *c,
-                         void (*done)(void *, kv_status, int64_t, bool), void *arg) {
+/* The writer's answer to a submitted op (store.h's owned kv_op). */
+static void op_done(void *arg, kv_status st, int64_t version, bool created) {
+    kv_op *kop = arg;
+    kop->version = version;
+    kop->created = created;
+    kv_op_finish(kop, st);
+}
+
+static void sq_submit(kv_store *base, kv_op *kop) {
     sq_store *s = (sq_store *)base;
     wop *op = xcalloc(1, sizeof *op);
-    *op = (wop){.kind = OP_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen,
-                .ctype = ctype, .cond = c, .st = KV_ERROR, .cb = done, .cb_arg = arg};
+    *op = (wop){.kind = kop->kind == KV_OP_DEL ? OP_DEL : OP_PUT, .key = kop->key, .klen = kop->klen,
+                .val = kop->val, .vlen = kop->vlen, .ctype = kop->ctype, .cond = &kop->cond,
+                .st = KV_ERROR, .cb = op_done, .cb_arg = kop};
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
         free(op);
-        done(arg, KV_UNAVAILABLE, 0, false);
+        kv_op_finish(kop, KV_UNAVAILABLE);
         return;
     }
     if (s->tail) s->tail->next = op; else s->head = op;
@@ -255,7 +262,7 @@ static void sq_close(kv_store *base) {
 }
 
 static const kv_store_ops SQLITE_OPS = {
-    .name = "sqlite", .get = sq_get, .put = sq_put, .del = sq_del, .put_async = sq_put_async,
+    .name = "sqlite", .get = sq_get, .put = sq_put, .del = sq_del, .submit = sq_submit,
     .list = sq_list, .ping = sq_ping, .close = sq_close,
 };
 

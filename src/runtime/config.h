@@ -181,12 +181,16 @@ void hale_cfg_add_diag(hale_cfg *cfg, hale_diag_level level, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 
 /** `hale config`: every setting in declaration order with its effective value
- * and source, columns aligned; secrets as `<redacted>`. */
+ * and source, columns aligned; secrets as `<redacted>`. The first line is
+ * `# RUN_ENV=<env>, config dir: <dir>`, then `; build: <info>` when set. */
 void hale_cfg_print(const hale_cfg *cfg, FILE *out);
 /** `hale config --toml`: every setting with its built-in default (not the
  * effective value), grouped by section, its help as a comment: the file
  * config/default.toml is this output. */
 void hale_cfg_print_toml(const hale_cfg *cfg, FILE *out);
+/** What the binary holds (e.g. its backends), for that first line; the
+ * string must outlive cfg (not copied). */
+void hale_cfg_set_build_info(hale_cfg *cfg, const char *info);
 /** One line per problem: "error: ..." / "warning: ...". */
 void hale_cfg_print_diags(const hale_cfg *cfg, FILE *out);
 /** The README settings table (Markdown): name, type, default, env, help. */

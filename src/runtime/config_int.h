@@ -42,6 +42,7 @@ struct hale_cfg {
     size_t ndiag, capdiag;
     char *run_env;
     char *config_dir;
+    const char *build_info; /* hale_cfg_set_build_info; not owned, may be NULL */
     size_t nsuggest; /* "did you mean" lookups this load (capped: each costs
                         O(settings * name length^2)) */
 };

@@ -70,7 +70,8 @@ void hale_cfg_print(const hale_cfg *cfg, FILE *out) {
         if (n > wn) wn = n;
         if (v > wv && v <= MAX_VALUE_COL) wv = v;
     }
-    fprintf(out, "# RUN_ENV=%s, config dir: %s\n", hale_cfg_run_env(cfg), hale_cfg_config_dir(cfg));
+    fprintf(out, "# RUN_ENV=%s, config dir: %s%s%s\n", hale_cfg_run_env(cfg), hale_cfg_config_dir(cfg),
+            cfg->build_info ? "; build: " : "", cfg->build_info ? cfg->build_info : "");
     pad(out, "SETTING", wn + 2);
     pad(out, "VALUE", wv + 2);
     fputs("SOURCE\n", out);
@@ -229,3 +230,5 @@ void hale_cfg_print_toml(const hale_cfg *cfg, FILE *out) {
     }
     free(done);
 }
+
+void hale_cfg_set_build_info(hale_cfg *cfg, const char *info) { cfg->build_info = info; }

@@ -226,15 +226,18 @@ static void walk(file_ctx *fc, const toml_value *t, hale_buf *path) {
 }
 
 /* Load dir/file. A missing file is fine unless explicit_by names the flag
- * or variable that asked for this config dir. */
-static void load_file(hale_cfg *cfg, const char *dir, const char *file, int layer,
+ * or variable that asked for this config dir. Returns false when the file
+ * does not exist. */
+static bool load_file(hale_cfg *cfg, const char *dir, const char *file, int layer,
                       const char *explicit_by) {
     char *path = join(dir, file), why[128];
+    bool found = true;
     hale_buf data;
     hale_buf_init(&data);
     struct stat st = {0};
     size_t max = toml_default_limits.max_input;
     int rc = read_file(path, max, &data, &st);
+    if (rc == ENOENT) found = false;
     if (rc == ENOENT && !explicit_by) goto out;
     if (rc) {
         if (explicit_by)
@@ -261,6 +264,17 @@ static void load_file(hale_cfg *cfg, const char *dir, const char *file, int laye
 out:
     hale_buf_free(&data);
     free(path);
+    return found;
+}
+
+/* The environments every build knows; any other RUN_ENV needs a file of its
+ * own in the config dir, so a typo (RUN_ENV=prod) is an error, not a
+ * silent "dev without production's checks". */
+static bool known_env(const char *run_env) {
+    static const char *const known[] = {"dev", "test", "production", "default"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(run_env, known[i])) return true;
+    return false;
 }
 
 /* ---- environment ------------------------------------------------------ */
@@ -438,7 +452,10 @@ int hale_cfg_load(hale_cfg *cfg, const hale_cfg_opts *opts) {
         hale_buf file;
         hale_buf_init(&file);
         hale_buf_printf(&file, "%s.toml", run_env);
-        load_file(cfg, dir, file.data, L_FILE_ENV, NULL);
+        if (!load_file(cfg, dir, file.data, L_FILE_ENV, NULL) && !known_env(run_env))
+            cfg_diag(cfg, HALE_DIAG_ERROR, false, "RUN_ENV=%s: unknown environment: expected dev, "
+                     "test, production or a name with a file in the config dir (%s/%s is missing)",
+                     run_env, dir, file.data);
         hale_buf_free(&file);
     }
     load_app_env(cfg, envp);

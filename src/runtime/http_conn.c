@@ -59,16 +59,20 @@ static void buffer_get(hale_conn *c) {
     c->in_len = 0;
 }
 
-static void buffer_put(hale_conn *c) {
+/* Back to the worker's spare cache, or freed when `cache` is 0: the cache
+ * belongs to the worker thread, so another thread must not touch it. */
+static void buffer_put_to(hale_conn *c, int cache) {
     if (!c->in) return;
     hale_http_worker *w = c->w;
     char *b = (char *)c->fields;
-    if (w->nspare < sizeof w->spare / sizeof *w->spare) w->spare[w->nspare++] = b;
+    if (cache && w->nspare < sizeof w->spare / sizeof *w->spare) w->spare[w->nspare++] = b;
     else free(b);
     c->in = NULL;
     c->fields = NULL;
     c->in_len = c->in_cap = 0;
 }
+
+static void buffer_put(hale_conn *c) { buffer_put_to(c, 1); }
 
 /* ---- opening and closing ---- */
 
@@ -152,11 +156,11 @@ static void req_clear(hale_conn *c) {
     c->out_off = 0;
 }
 
-static void conn_release(hale_conn *c) {
+static void conn_release(hale_conn *c, int on_worker) {
     hale_req_reset_response(&c->req);
     hale_buf_free(&c->req.body);
     hale_buf_free(&c->out);
-    buffer_put(c);
+    buffer_put_to(c, on_worker);
     if (c->ip) hale_http_ip_release(c->w->srv, c->ip);
     atomic_fetch_sub_explicit(&c->w->srv->nconns, 1, memory_order_relaxed);
     free(c);
@@ -173,12 +177,17 @@ void hale_conn_close(hale_conn *c) {
         c->dead = 1; /* another thread holds the request: freed on resume */
         return;
     }
-    conn_release(c);
+    conn_release(c, 1);
 }
 
 void hale_conn_free_dead(hale_conn *c) {
     report(c, 0);
-    conn_release(c);
+    conn_release(c, 1);
+}
+
+void hale_conn_free_dead_elsewhere(hale_conn *c) {
+    report(c, 0);
+    conn_release(c, 0);
 }
 
 /* Shuts the write side and reads what the client still sends, so that

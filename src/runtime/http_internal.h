@@ -180,7 +180,10 @@ void hale_conn_resumed(hale_conn *c);
 void hale_conn_sweep(hale_http_worker *w, uint64_t now);
 void hale_conn_drain_idle(hale_http_worker *w);
 void hale_conn_close_all(hale_http_worker *w);
-void hale_conn_free_dead(hale_conn *c);
+void hale_conn_free_dead(hale_conn *c);  /* on the worker's thread */
+/* the same from another thread (a resume after the worker stopped): the
+ * worker's buffer cache is left alone (TSan: two threads filled it) */
+void hale_conn_free_dead_elsewhere(hale_conn *c);
 
 /* http_conn.c, for http_request.c */
 void hale_conn_respond(hale_conn *c);  /* send the response set on c->req */

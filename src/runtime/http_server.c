@@ -262,7 +262,7 @@ void hale_req_resume(hale_req *r) {
     pthread_mutex_lock(&w->mu);
     if (w->stopped) {
         pthread_mutex_unlock(&w->mu);
-        hale_conn_free_dead(c);
+        hale_conn_free_dead_elsewhere(c);
         hale_http_unref(s);
         return;
     }

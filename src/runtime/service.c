@@ -125,7 +125,7 @@ static void usage(const hale_service_def *def, FILE *out) {
             "  config --markdown the settings table for the README\n"
             "  config --toml     every setting with its built-in default (config/default.toml)\n"
             "  --health-check    ask the running instance's readiness over loopback; exit 0/1\n"
-            "  --version         print the version\n%s",
+            "  --version         print the version (also: version)\n%s",
             def->name, def->command_help ? def->command_help : "");
 }
 
@@ -365,8 +365,9 @@ int hale_service_main(const hale_service_def *def, int argc, char **argv, char *
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(def, stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--version")) {
-            printf("%s %s (%s, %s)\n", def->name, HALE_VERSION, HALE_REVISION, HALE_COMPILER);
+        } else if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "version")) {
+            printf("%s %s (%s, %s)%s%s\n", def->name, HALE_VERSION, HALE_REVISION, HALE_COMPILER,
+                   def->build_info ? "; " : "", def->build_info ? def->build_info : "");
             return 0;
         } else {
             break;
@@ -378,6 +379,7 @@ int hale_service_main(const hale_service_def *def, int argc, char **argv, char *
     s.def = def;
     s.envp = envp;
     s.cfg = load_cfg(def, config_dir, envp);
+    if (def->build_info) hale_cfg_set_build_info(s.cfg, def->build_info);
     int rc;
     if (cmd && !strcmp(cmd, "config")) {
         bool check = i + 1 < argc && !strcmp(argv[i + 1], "--check");

@@ -23,8 +23,10 @@
  * process.
  *
  * Commands it understands: `NAME` (serve), `NAME config [--check]`,
- * `NAME --health-check`, `NAME --version`, `NAME --help`, the option
- * `--config-dir DIR`, and the service's own commands through def.command.
+ * `NAME --health-check`, `NAME --version` (or `NAME version`: the version and
+ * def.build_info), `NAME --help`, the option `--config-dir DIR`, and the
+ * service's own commands through def.command. `NAME config` names
+ * def.build_info on its first line when set.
  */
 #ifndef HALE_SERVICE_H
 #define HALE_SERVICE_H
@@ -66,6 +68,9 @@ typedef struct hale_service_def {
      * usage and exits 2). Settings are loaded when it runs. May be NULL. */
     int (*command)(hale_service *svc, int argc, char **argv, void *app);
     const char *command_help;         /**< lines for --help, may be NULL */
+    /** What this build holds, e.g. "backends: sqlite postgres redis"; printed
+     * by --version and `config`. May be NULL. */
+    const char *build_info;
 } hale_service_def;
 
 /** Runs the service; returns the process exit status (L3). */

@@ -50,7 +50,8 @@ const hale_setting hale_runtime_settings[] = {
       "An admin keep-alive connection with no request for this long is closed."),
     I("metrics.max_body_bytes", "1024", 1, 1048576, NULL, A(max_body_bytes),
       "Request body on the admin listener; its other request limits are the server.* ones."),
-    {"log.level", HALE_SETTING_STRING, "info", 0, 0, NULL, "LOG_LEVEL", HALE_SETTING_RELOADABLE,
+    /* not reloadable: the level is set once at start (SIGHUP is ignored) */
+    {"log.level", HALE_SETTING_STRING, "info", 0, 0, NULL, "LOG_LEVEL", 0,
      "Level (error, warn, info, debug, trace) with per-target overrides: info,store=debug.", HALE_NO_FIELD},
     {"log.format", HALE_SETTING_ENUM, "text", 0, 0, "text|json", "LOG_FORMAT", 0,
      "text for people, json for one JSON object per line.", HALE_NO_FIELD},

@@ -69,3 +69,22 @@ def test_test_group_installs_the_compose_tests_docker_compose(tmp_path):  # R: T
     if owner.returncode != 0:
         pytest.fail("docker-compose is not installed: `make test-deps` installs it (scripts/install-deps.sh test)")
     assert owner.stdout.split(":")[0] == "docker-compose", owner.stdout
+
+
+def test_ccache_and_mold_are_optional_for_a_non_root_user(tmp_path):  # R: B4, T4
+    # everything installed but ccache and mold: make run goes on (they only
+    # speed builds up); as root they are installed
+    d, log = fake_bin(tmp_path, 1000)
+    (d / "dpkg-query").write_text('#!/bin/sh\nfor a in "$@"; do last=$a; done\n'
+                                  'case $last in ccache|mold) exit 1 ;; esac\n'
+                                  "printf 'install ok installed'\n")
+    env = {**os.environ, "PATH": "%s:%s" % (d, os.environ["PATH"]),
+           "HALE_POLICY_RC_D": str(tmp_path / "policy-rc.d")}
+    p = subprocess.run(["bash", SCRIPT, "build"], env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert "optional packages not installed" in p.stderr and "ccache mold" in p.stderr
+    assert not log.exists()
+    (d / "id").write_text("#!/bin/sh\necho 0\n")
+    p = subprocess.run(["bash", SCRIPT, "build"], env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert log.read_text().split("---\n")[-2].split("\n")[-3:-1] == ["ccache", "mold"]

@@ -31,6 +31,10 @@ def test_counts_each_runner(tmp_path):  # R: T1
     assert count(tmp_path, PYTEST_Q) == (5, 1, 1)
     assert count(tmp_path, PYTEST_V) == (10, 0, 2)
     assert count(tmp_path, CTEST) == (12, 1, 0)
+    # ctest counts a test that exited 77 (service missing) among the passed
+    assert count(tmp_path, "100% tests passed, 0 tests failed out of 3\n\n"
+                           "The following tests did not run:\n"
+                           "\t  3 - test_cache_redis (Skipped)\n") == (2, 0, 1)
     assert count(tmp_path, TOML) == (733, 1, 0)
     assert count(tmp_path, FUZZ) == (2, 1, 0)
     # one pytest run per backend: summed; a collection error is a failure

@@ -1,9 +1,19 @@
 """Shared fixtures for the end-to-end tests: they start the real hale binary
 on free loopback ports with a temporary data directory and speak HTTP to it.
 
-HALE_BIN selects the binary (default build/debug/hale)."""
+HALE_BIN selects the binary (default build/debug/hale).
+
+After every test the fixture checks each hale it started (R: Y3, T1):
+  * it was still alive until stopped: an exit the test did not cause (no
+    signal sent through h.stop() or h.proc, no expect_exit) fails;
+  * stopped by the fixture, it exits 0;
+  * its output holds no sanitizer report and no panic, and no error line
+    (level ERROR, JSON "level":"error", a config "error:" diagnostic) the
+    test did not declare: Hale(expect_errors=[regex, ...]) or
+    h.expect_error(regex) (re.search on the line)."""
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,10 +34,43 @@ def free_port():
         return s.getsockname()[1]
 
 
+# output no test may accept: sanitizer reports and panics
+FATAL_OUTPUT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+                          r"WARNING: ThreadSanitizer|ThreadSanitizer:|fatal internal error|"
+                          r"panic", re.IGNORECASE)
+# an error line: the text log's level, the JSON log's level, a config diagnostic
+ERROR_LINE = re.compile(r"^\S+\s+ERROR\s|\"level\":\s*\"error\"|^error:\s")
+
+
+def unexpected_output(out, expected=()):
+    """The lines of hale's output a test must fail on (see the docstring)."""
+    bad = []
+    pats = [re.compile(p) for p in expected]
+    for line in out.splitlines():
+        if FATAL_OUTPUT.search(line):
+            bad.append(line)
+        elif ERROR_LINE.search(line) and not any(p.search(line) for p in pats):
+            bad.append(line)
+    return bad
+
+
+class _Proc(subprocess.Popen):
+    """Popen that remembers a signal sent by the test: an exit after one is
+    the test's doing, not a crash."""
+    signalled = False
+
+    def send_signal(self, sig):
+        self.signalled = True
+        super().send_signal(sig)
+
+
 class Hale:
     """A running hale process."""
 
-    def __init__(self, env=None, args=(), wait_ready=True, cwd=None):
+    def __init__(self, env=None, args=(), wait_ready=True, cwd=None, expect_errors=(),
+                 expect_exit=None):
+        self.expected_errors = list(expect_errors)
+        self.expected_exit = expect_exit  # an exit code the test expects hale to take by itself
         self.dir = tempfile.mkdtemp(prefix="hale-e2e-")
         self.port = free_port()
         self.admin_port = free_port()
@@ -55,7 +98,7 @@ class Hale:
         self.env = e
         self.log_path = os.path.join(self.dir, "hale.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([HALE_BIN, *args], env=e, stdout=self.log,
+        self.proc = _Proc([HALE_BIN, *args], env=e, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=cwd or self.dir)
         if wait_ready:
             self.wait_ready()
@@ -112,7 +155,16 @@ class Hale:
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def expect_error(self, pattern):
+        """Declares an error line this test provokes (a regex)."""
+        self.expected_errors.append(pattern)
+
+    def expect_exit(self, code):
+        """Declares that hale ends by itself with this exit code."""
+        self.expected_exit = code
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.proc.signalled = True
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -126,11 +178,22 @@ class Hale:
     def check_clean_exit(self):
         # R: Y3 - every e2e test ends here: under the ASan+UBSan and TSan
         # builds (make test runs both) any sanitizer report fails the test
-        rc = self.stop()
+        alive = self.proc.poll() is None
+        by_test = self.proc.signalled
+        rc = self.stop() if alive else self.proc.returncode
+        if not self.log.closed:
+            self.log.close()
         out = self.output()
-        assert "ERROR: AddressSanitizer" not in out and "runtime error:" not in out \
-            and "ThreadSanitizer" not in out, out[-4000:]
-        assert rc == 0, "exit %s\n%s" % (rc, out[-4000:])
+        bad = unexpected_output(out, self.expected_errors)
+        assert not bad, "unexpected lines in hale's output:\n%s\n--- output:\n%s" % (
+            "\n".join(bad[:20]), out[-4000:])
+        if alive:
+            assert rc == 0, "exit %s on stop\n%s" % (rc, out[-4000:])
+        elif not by_test:
+            assert self.expected_exit is not None, \
+                "hale exited (%s) before the test stopped it\n%s" % (rc, out[-4000:])
+            assert rc == self.expected_exit, "exit %s, expected %s\n%s" % (
+                rc, self.expected_exit, out[-4000:])
 
 
 @pytest.fixture
@@ -143,8 +206,13 @@ def hale_factory():
         return h
 
     yield make
+    errors = []
     for h in started:
-        h.check_clean_exit() if h.proc.poll() is None else h.log.close()
+        try:
+            h.check_clean_exit()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n\n".join(errors)
 
 
 @pytest.fixture

@@ -161,6 +161,7 @@ def test_production_whitespace_api_key_env_refuses_to_start(tmp_path, value):  #
 @pytest.mark.parametrize("text", NO_KEY_TEXTS, ids=["empty", "space", "tabs", "comment", "comments"])
 def test_reload_to_no_key_keeps_old_keys(secured, text):  # R: A9
     h, sd = secured
+    h.expect_error(r"key file has no usable key; keeping the current keys")
     assert h.request("PUT", "/v1/kv/r", b"v", {"X-API-Key": "key-one"})[0] == 201
     ts = "%d" % (time.time() * 1e6)
     d = sd / ("..%s" % ts)

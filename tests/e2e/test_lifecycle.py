@@ -255,7 +255,8 @@ def test_fatal_error_exits_1(hale_factory):  # R: L3
     s.bind(("127.0.0.1", 0))
     s.listen()
     try:
-        h = hale_factory(env={"PORT": str(s.getsockname()[1])}, wait_ready=False)
+        h = hale_factory(env={"PORT": str(s.getsockname()[1])}, wait_ready=False,
+                         expect_exit=1, expect_errors=[r"cannot start the main listener"])
         assert h.proc.wait(15) == 1
         assert "cannot start the main listener" in h.output()
     finally:
@@ -361,7 +362,8 @@ def test_drain_timeline(hale_factory):  # R: L1 H2 H5
 
 def test_shutdown_timeout_bounds_the_wait(hale_factory):  # R: L1 L3
     h = hale_factory(env={**JSON_LOGS, "APP_SHUTDOWN__DRAIN_DELAY": "500ms",
-                          "APP_SHUTDOWN__TIMEOUT": "1s"})
+                          "APP_SHUTDOWN__TIMEOUT": "1s"},
+                     expect_errors=[r"shutdown.timeout passed with requests still running"])
     res = {}
 
     def stuck():
@@ -443,7 +445,8 @@ def test_sigterm_to_make_runs_process_group_drains_and_exits_0(hale_factory, tmp
     monkeypatch.setattr(conftest, "HALE_BIN", shutil.which("setsid"))
     repeats = 0
     for _ in range(4):
-        h = hale_factory(env=JSON_LOGS, args=("make", "--no-print-directory", "-f", str(mk), "run"))
+        h = hale_factory(env=JSON_LOGS, args=("make", "--no-print-directory", "-f", str(mk), "run"),
+                         expect_exit=-signal.SIGTERM)  # make's own end; hale's is checked below
         os.killpg(h.proc.pid, signal.SIGTERM)
         h.proc.wait(15)   # make itself ends by the signal
         wait_for(lambda: "stopped cleanly" in msgs(h) or "second signal" in h.output(),

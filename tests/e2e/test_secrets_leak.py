@@ -164,7 +164,7 @@ def test_running_server_keeps_file_secrets(hale_factory, tmp_path, fmt):  # R: Y
     assert rc == 0, out
     assert_no_secret("hale config --check", out)
 
-    h = hale_factory(env=env)
+    h = hale_factory(env=env, expect_errors=[r"key file has no usable key"])
     seen = collect_responses(h, KEY_FILE)
     # rotate the key file: the new key works, the old one stops working
     write_secret(sdir / "api-key", KEY_ROT + "\n")

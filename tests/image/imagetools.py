@@ -4,7 +4,8 @@ pytest collects several test folders at once.)
 
 The images are built before pytest runs (scripts/test-image.sh runs
 scripts/image.sh); these tests only run them. HALE_IMAGE names the repository
-(default hale: hale:runtime, hale:distroless, hale:builder).
+(default hale: hale:runtime, hale:distroless, hale:sqlite, hale:builder,
+hale:builder-sqlite).
 """
 import json
 import os
@@ -15,8 +16,10 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 IMAGE = os.environ.get("HALE_IMAGE", "hale")
-VARIANTS = ["runtime", "distroless"]
-MINIMAL = {"distroless"}            # no shell, no package manager
+VARIANTS = ["runtime", "distroless", "sqlite"]
+MINIMAL = {"distroless", "sqlite"}  # no shell, no package manager
+# the builder stage each variant's files come from (its dpkg database, /out)
+BUILDER = {"runtime": "builder", "distroless": "builder", "sqlite": "builder-sqlite"}
 DRAIN_DELAY_S = 1                    # APP_SHUTDOWN__DRAIN_DELAY for the runs
 
 

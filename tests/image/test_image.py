@@ -1,7 +1,8 @@
 """The container images, built and run on this machine's Docker engine.
 
 Run by scripts/test-image.sh (make test-image) after scripts/image.sh has
-built hale:builder, hale:runtime and hale:distroless from the local bases.
+built hale:builder, hale:builder-sqlite, hale:runtime, hale:distroless and
+hale:sqlite from the local bases.
 """
 import json
 import os
@@ -14,8 +15,8 @@ import time
 
 import pytest
 
-from imagetools import (DRAIN_DELAY_S, IMAGE, MINIMAL, ROOT, VARIANTS, docker, http, image_ref,
-                      inspect, wait_healthy)
+from imagetools import (BUILDER, DRAIN_DELAY_S, IMAGE, MINIMAL, ROOT, VARIANTS, docker, http,
+                        image_ref, inspect, wait_healthy)
 
 HADOLINT = shutil.which("hadolint") or "/opt/hale-tools/bin/hadolint"
 DOCKERFILES = ["Dockerfile", "docker/distroless-base/Dockerfile",
@@ -34,17 +35,36 @@ def test_hadolint_clean_on_every_dockerfile():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-# R: D1
-def test_bases_are_build_arguments_with_upstream_defaults():
+# R: D1, D2
+def test_bases_are_build_arguments_pinned_by_digest():
+    """Each base's default is the upstream image by digest, the tag it was
+    resolved from in the comment line above it (docker/README.md: refresh)."""
     text = open(os.path.join(ROOT, "Dockerfile")).read()
-    args = dict(re.findall(r"^ARG (\w+_IMAGE)=(\S+)$", text, re.M))
-    assert args == {"BUILDER_IMAGE": "debian:bookworm-slim",
-                    "RUNTIME_IMAGE": "debian:bookworm-slim",
-                    "DISTROLESS_IMAGE": "gcr.io/distroless/cc-debian12"}
-    stages = re.findall(r"^FROM (\S+) AS (\w+)$", text, re.M)
-    assert [s for _, s in stages] == ["builder", "runtime", "distroless"]
-    for base, _ in stages:
-        assert base.startswith("${"), f"FROM {base}: the base must be a build argument"
+    found = re.findall(r"^# (\S+)\nARG (\w+_IMAGE)=(\S+)$", text, re.M)
+    args = {name: (tag, ref) for tag, name, ref in found}
+    want = {"BUILDER_IMAGE": "debian", "RUNTIME_IMAGE": "debian",
+            "DISTROLESS_IMAGE": "gcr.io/distroless/cc-debian12",
+            "STATIC_IMAGE": "gcr.io/distroless/static-debian12"}
+    assert set(args) == set(want), found
+    assert set(re.findall(r"^ARG (\w+_IMAGE)=", text, re.M)) == set(want)
+    for name, repo in want.items():
+        tag, ref = args[name]
+        assert re.fullmatch(re.escape(repo) + r"@sha256:[0-9a-f]{64}", ref), (name, ref)
+        assert tag.split(":")[0] == repo and ":" in tag, tag
+    assert args["BUILDER_IMAGE"] == args["RUNTIME_IMAGE"]
+    # no `apt-get upgrade` left: the versions come from docker/packages.lock
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert "upgrade" not in code
+    assert code.count("apt-pinned.sh builder") == 1 and code.count("apt-pinned.sh runtime") == 1
+    stages = re.findall(r"^FROM (\S+) AS ([\w-]+)$", text, re.M)
+    assert [s for _, s in stages] == ["builder", "builder-sqlite", "runtime", "sqlite", "distroless"]
+    for base, stage in stages:
+        if stage == "builder-sqlite":
+            assert base == "builder"
+        else:
+            assert base.startswith("${"), f"FROM {base}: the base must be a build argument"
+    readme = open(os.path.join(ROOT, "docker/README.md")).read()
+    assert "Refreshing the pins" in readme and "scripts/lock-packages.sh" in readme
 
 
 # R: D1
@@ -53,7 +73,7 @@ def test_dependency_layer_is_reused_when_only_sources_change():
     changed: the apt/dependency step must come from the cache."""
     with tempfile.TemporaryDirectory() as ctx:
         for p in ["Dockerfile", ".dockerignore", "CMakeLists.txt", "scripts/install-deps.sh",
-                  "docker/stage-rootfs.sh"]:
+                  "docker/stage-rootfs.sh", "docker/apt-pinned.sh", "docker/packages.lock"]:
             os.makedirs(os.path.dirname(os.path.join(ctx, p)), exist_ok=True)
             shutil.copy2(os.path.join(ROOT, p), os.path.join(ctx, p))
         for d in ["src", "config"]:
@@ -173,10 +193,12 @@ def exported_files(image):
 
 
 # R: D2
-def test_distroless_holds_only_the_binary_its_libraries_and_base_files():
-    files = exported_files(image_ref("distroless"))
+@pytest.mark.parametrize("variant", sorted(MINIMAL))
+def test_minimal_image_holds_only_the_binary_its_libraries_and_base_files(variant):
+    files = exported_files(image_ref(variant))
     elf = {p for p, (_, is_elf) in files.items() if is_elf}
-    r = docker("run", "--rm", "--entrypoint", "cat", image_ref("builder"), "/out/staged-files.tsv")
+    r = docker("run", "--rm", "--entrypoint", "cat", image_ref(BUILDER[variant]),
+               "/out/staged-files.tsv")
     staged = {line.split("\t")[0] for line in r.stdout.splitlines()}
     assert elf == staged, f"ELF files differ from the builder's ldd closure: {elf ^ staged}"
     assert "/lib64/ld-linux-x86-64.so.2" in elf and "/app/hale" in elf
@@ -199,15 +221,30 @@ def test_image_sizes_are_reported():
     print()
     for v, n in sizes.items():
         print(f"image size: {image_ref(v):20} {n:>12,} bytes  {mib(n):6.1f} MiB")
-    goal = "met" if mib(sizes["distroless"]) <= 12 else "NOT met"
-    print(f"minimal image goal (<= 12 MiB): {goal}")
+    goal = "met" if mib(sizes["sqlite"]) <= 12 else "NOT met"
+    print(f"minimal image goal (<= 12 MiB, {image_ref('sqlite')}): {goal}")
     assert sizes["distroless"] < sizes["runtime"] / 3
+    # R: D2 - the SQLite-only image is the minimal one, within the goal
+    assert sizes["sqlite"] < sizes["distroless"]
+    assert mib(sizes["sqlite"]) <= 12, f"{image_ref('sqlite')}: {mib(sizes['sqlite']):.1f} MiB"
 
 
 # R: D2
-def test_static_variant_is_documented_as_not_feasible():
-    text = open(os.path.join(ROOT, "docker/STATIC.md")).read()
-    assert "undefined reference to `p11_kit" in text and "gss_" in text
+def test_sqlite_image_refuses_a_postgres_url_with_exit_78():
+    r = docker("run", "--rm", "--read-only", "--tmpfs", "/app/data:uid=65532,gid=65532",
+               "-e", "DATABASE_URL=postgres://hale:pw-not-shown@db.example:5432/hale",
+               image_ref("sqlite"), check=False)
+    assert r.returncode == 78, (r.returncode, r.stdout, r.stderr)
+    assert "built without PostgreSQL" in r.stderr and "DATABASE_URL" in r.stderr, r.stderr
+    assert "pw-not-shown" not in r.stdout + r.stderr
+    out = docker("run", "--rm", image_ref("sqlite"), "version").stdout
+    assert "built without postgres" in out and "built without redis" in out, out
+    full = docker("run", "--rm", image_ref("distroless"), "version").stdout
+    assert "backends: sqlite postgres redis" in full, full
+
+
+# R: D2
+def test_static_variant_is_refused_with_a_pointer_to_why():
     r = subprocess.run([os.path.join(ROOT, "scripts/image.sh"), "static"], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "STATIC.md" in r.stderr
@@ -220,7 +257,7 @@ def sboms():
     for v in VARIANTS:
         path = os.path.join(ROOT, "build", "sbom", f"{v}.cdx.json")
         r = subprocess.run([os.path.join(ROOT, "docker/sbom.py"), image_ref(v), "--builder",
-                            image_ref("builder"), "-o", path, "--check"],
+                            image_ref(BUILDER[v]), "-o", path, "--check"],
                            capture_output=True, text=True)
         print(r.stdout, r.stderr)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -259,6 +296,45 @@ def test_sbom_lists_every_binary_and_library_with_its_debian_package(sboms, vari
     assert not {n for n in names if "microhttpd" in n}, names
     if "libpq5" not in names:
         assert not {n for n in names if "gnutls" in n}, names
+    if variant == "sqlite":
+        banned = ("libpq", "libhiredis", "gnutls", "libldap", "libssl", "krb5", "sasl")
+        assert not {n for n in names if n.startswith(banned) or "gnutls" in n}, names
+        assert names == {"hale", "libc6", "libsqlite3-0"}, names
+
+
+def lock():
+    out = {}
+    for line in open(os.path.join(ROOT, "docker/packages.lock")):
+        if line.strip() and not line.startswith("#"):
+            stage, pin = line.split()
+            pkg, ver = pin.split("=", 1)
+            out.setdefault(stage, {})[pkg] = ver
+    return out
+
+
+# R: D2, D3
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sbom_lists_exactly_the_pinned_versions(sboms, variant):
+    pins = lock()["runtime" if variant == "runtime" else "builder"]
+    listed = {c["name"]: c for c in sboms[variant]["components"] if "purl" in c}
+    assert listed
+    for name, c in listed.items():
+        assert name in pins, f"{name} is in the image but docker/packages.lock does not pin it"
+        assert c["version"] == pins[name], (name, c["version"], pins[name])
+        assert props(c)["hale:pinned"] == pins[name]
+
+
+# R: D2
+@pytest.mark.parametrize("image,stage", [("builder", "builder"), ("builder-sqlite", "builder"),
+                                         ("runtime", "runtime")])
+def test_debian_stages_hold_exactly_the_locked_packages(image, stage):
+    """Not one package more or less than docker/packages.lock, each at its
+    pinned version (what replaced `apt-get upgrade`)."""
+    r = docker("run", "--rm", "--entrypoint", "dpkg-query", image_ref(image), "-W",
+               "-f=${db:Status-Abbrev} ${Package}=${Version}\n")
+    have = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("ii ")}
+    want = {f"{p}={v}" for p, v in lock()[stage].items()}
+    assert have == want, f"not pinned: {sorted(have - want)}; missing: {sorted(want - have)}"
 
 
 # R: D3
@@ -296,3 +372,35 @@ def test_sbom_is_valid_cyclonedx_1_5(sboms, variant):
     path = os.path.join(ROOT, "build", "sbom", f"{variant}.cdx.json")
     r = subprocess.run([py, "-c", code, path], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# R: D2
+def test_apt_pinned_refuses_a_stage_that_differs_from_the_lock():
+    """docker/apt-pinned.sh in the builder image (offline: its apt lists are
+    gone, so only already-installed versions resolve): the lock itself passes;
+    a package installed but not pinned, a pinned version apt cannot find,
+    and a required package the lock lacks each fail the build, saying what."""
+    text = open(os.path.join(ROOT, "docker/packages.lock")).read()
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
+        cases = {
+            "same": (text, None, 0, "packages at the versions"),
+            "unpinned": ("\n".join(l for l in text.splitlines() if not l.startswith("builder curl=")),
+                         None, 1, "installed, not pinned: curl="),
+            "bogus": (re.sub(r"^builder libc6=\S+$", "builder libc6=0.0-bogus", text, flags=re.M),
+                      None, 1, "could not install the pinned versions"),
+            "required": (text, "libpq5\nlibnot-in-the-lock0\n", 1,
+                         "needs libnot-in-the-lock0, which"),
+        }
+        for name, (lock_text, required, rc, msg) in cases.items():
+            with open(os.path.join(d, f"{name}.lock"), "w") as f:
+                f.write(lock_text)
+            args = ["/src/docker/apt-pinned.sh", "builder", f"/l/{name}.lock"]
+            if required:
+                with open(os.path.join(d, f"{name}.req"), "w") as f:
+                    f.write(required)
+                args.append(f"/l/{name}.req")
+            r = docker("run", "--rm", "--network", "none", "-v", f"{d}:/l:ro", "--entrypoint",
+                       "bash", image_ref("builder"), *args, check=False)
+            assert r.returncode == rc, (name, r.returncode, r.stdout, r.stderr)
+            assert msg in r.stdout + r.stderr, (name, r.stdout, r.stderr)

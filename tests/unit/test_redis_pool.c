@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "redis_pool.h"
+#include "service_env.h"
 
 #ifdef HALE_HAVE_HIREDIS
 
@@ -72,5 +73,5 @@ int main(void) {
 }
 
 #else
-int main(void) { return 0; } /* built without hiredis: nothing to test */
+int main(void) { return service_env_missing("built without hiredis"); }
 #endif

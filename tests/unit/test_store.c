@@ -43,83 +43,6 @@ static kv_status put(kv_store *s, const char *k, const char *v, const kv_cond *c
     return s->ops->put(s, k, strlen(k), v, strlen(v), "text/plain", c, ver ? ver : &dv, created ? created : &dc);
 }
 
-/* R: A1 A2 A3 */
-static void test_crud_and_conditions(void **state) {
-    (void)state;
-    kv_store *s = open_store();
-    int64_t v1, v2;
-    bool created;
-    assert_int_equal(put(s, "k", "one", NULL, &v1, &created), KV_OK);
-    assert_true(created);
-    assert_int_equal(put(s, "k", "two", NULL, &v2, &created), KV_OK);
-    assert_false(created);
-    assert_true(v2 > v1);
-    kv_item it;
-    assert_int_equal(s->ops->get(s, "k", 1, &it), KV_OK);
-    assert_int_equal(it.len, 3);
-    assert_memory_equal(it.value, "two", 3);
-    assert_string_equal(it.ctype, "text/plain");
-    assert_int_equal(it.version, v2);
-    free(it.value);
-    kv_cond stale = {.if_match = v1};
-    assert_int_equal(put(s, "k", "x", &stale, NULL, NULL), KV_PRECONDITION);
-    kv_cond fresh = {.if_match = v2};
-    assert_int_equal(put(s, "k", "three", &fresh, NULL, NULL), KV_OK);
-    kv_cond create_only = {.if_none_match_any = true};
-    assert_int_equal(put(s, "k", "x", &create_only, NULL, NULL), KV_PRECONDITION);
-    assert_int_equal(put(s, "new", "x", &create_only, NULL, NULL), KV_OK);
-    kv_cond must_exist = {.if_match_any = true};
-    assert_int_equal(put(s, "absent", "x", &must_exist, NULL, NULL), KV_PRECONDITION);
-    assert_int_equal(s->ops->del(s, "k", 1, NULL), KV_OK);
-    assert_int_equal(s->ops->del(s, "k", 1, NULL), KV_NOT_FOUND);
-    assert_int_equal(s->ops->get(s, "k", 1, &it), KV_NOT_FOUND);
-    char err[64];
-    assert_int_equal(s->ops->ping(s, err, sizeof err), 0);
-    kv_store_close(s);
-}
-
-/* R: A1 A6: a version is never reused, across deletes and restarts. */
-static void test_versions_never_reused(void **state) {
-    (void)state;
-    kv_store *s = open_store();
-    int64_t a, b;
-    assert_int_equal(put(s, "v", "1", NULL, &a, NULL), KV_OK);
-    assert_int_equal(s->ops->del(s, "v", 1, NULL), KV_OK);
-    kv_store_close(s);
-    s = open_store();
-    assert_int_equal(put(s, "v", "2", NULL, &b, NULL), KV_OK);
-    assert_true(b > a);
-    kv_cond old = {.if_match = a};
-    assert_int_equal(put(s, "v", "3", &old, NULL, NULL), KV_PRECONDITION);
-    kv_store_close(s);
-}
-
-/* R: A4 */
-static void test_list(void **state) {
-    (void)state;
-    kv_store *s = open_store();
-    const char *keys[] = {"b1", "a3", "a1", "a2", "c", "a\xc3\xa9"};
-    for (size_t i = 0; i < 6; i++) assert_int_equal(put(s, keys[i], "v", NULL, NULL, NULL), KV_OK);
-    char **out;
-    size_t n;
-    bool more;
-    assert_int_equal(s->ops->list(s, "a", 1, "", 0, 2, &out, &n, &more), KV_OK);
-    assert_int_equal(n, 2);
-    assert_true(more);
-    assert_string_equal(out[0], "a1");
-    assert_string_equal(out[1], "a2");
-    for (size_t i = 0; i < n; i++) free(out[i]);
-    free(out);
-    assert_int_equal(s->ops->list(s, "a", 1, "a2", 2, 10, &out, &n, &more), KV_OK);
-    assert_int_equal(n, 2);
-    assert_false(more);
-    assert_string_equal(out[0], "a3");
-    assert_string_equal(out[1], "a\xc3\xa9");
-    for (size_t i = 0; i < n; i++) free(out[i]);
-    free(out);
-    kv_store_close(s);
-}
-
 typedef struct {
     kv_store *s;
     int id;
@@ -238,9 +161,6 @@ static void test_reads_never_run_out_of_connections(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_crud_and_conditions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versions_never_reused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_never_run_out_of_connections, setup, teardown),
