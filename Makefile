@@ -7,6 +7,8 @@ SHARED ?= $(abspath ../shared)
 PYTEST := /usr/bin/python3 -m pytest
 # the e2e files the TSan build runs, one list for here and scripts/run-tests.sh
 TSAN_E2E := $(shell sed 's/\#.*//' tests/e2e/tsan-suites.txt)
+PREFIX ?= /usr/local
+DESTDIR ?=
 export SHARED CMAKE JOBS
 
 # build/<variant>: scripts/build.sh (shared with scripts/run-tests.sh) keeps
@@ -18,7 +20,7 @@ endef
 .PHONY: build-times upx soak sqlite
 .PHONY: check help deps test-deps build release minsize native debug asan tsan run test \
         test-unit test-e2e test-asan test-tsan soak coverage toml-test lint format size fuzz fuzz-short \
-        bench k8s-check image test-image clean
+        bench k8s-check image test-image clean install abi-check abi-baseline
 
 # `make check` is listed first by `make help` (the order of this file). The
 # e2e tests are independent (own ports, own directories), so with Debian's
@@ -65,6 +67,15 @@ sqlite: deps ## SQLite-only build (no libpq, no hiredis; the sqlite image's): bu
 run: release ## build and start hale on 0.0.0.0:8080 with SQLite at ./data/hale.db
 	@mkdir -p data
 	exec build/release/hale
+
+install: release ## install bin/hale, libhale.so.0/.a, include/hale, hale.pc, CMake package into $(DESTDIR)$(PREFIX)
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install build/release --prefix "$(PREFIX)"
+
+abi-check: ## build libhale (debug) and compare its ABI with abi/libhale.so.0.abi (abidiff)
+	@scripts/abi-check.sh
+
+abi-baseline: ## rewrite abi/libhale.so.N.abi from the current sources (after a deliberate ABI change)
+	@scripts/abi-check.sh --update
 
 test: test-deps ## install test deps, build, run every suite (ends with a summary line)
 	@scripts/run-tests.sh

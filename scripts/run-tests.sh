@@ -63,6 +63,11 @@ suite build-asan build asan
 # the SQLite-only build of the sqlite image (tests/build/test_sqlite_only.py)
 suite build-sqlite build sqlite
 suite build-checks /usr/bin/python3 -m pytest -q tests/build
+# libhale (R: R1-R3): the ABI against abi/libhale.so.0.abi; make install
+# into a temp prefix, the example built out of tree both ways, Doxygen over
+# the installed headers, abidiff failing on tweaked copies
+suite abi-check scripts/abi-check.sh
+suite lib /usr/bin/python3 -m pytest -q tests/lib
 suite unit-asan bash -c 'cd build/asan && ctest --output-on-failure'
 suite e2e-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/e2e
 suite systemd-asan env HALE_BIN=build/asan/hale /usr/bin/python3 -m pytest -q tests/systemd
@@ -79,6 +84,9 @@ if [[ -d tests/k8s ]] && ls tests/k8s/test_*.py >/dev/null 2>&1; then
   suite k8s-tests /usr/bin/python3 -m pytest -q tests/k8s
 fi
 suite test-image scripts/test-image.sh
+# the Debian packages (R: R4): dpkg-buildpackage, lintian, installed and run
+# in a fresh container of the local Debian base
+suite deb /usr/bin/python3 -m pytest -q tests/deb
 if [[ -x scripts/fuzz.sh ]]; then
   suite fuzz-short scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 fi

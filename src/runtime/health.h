@@ -1,4 +1,5 @@
-/* health: the availability state machine, background dependency checks,
+/** @file
+ * health: the availability state machine, background dependency checks,
  * the liveness watchdog and the probe endpoints.
  *
  * Promises:
@@ -31,63 +32,76 @@
 #include "http.h"
 #include "router.h"
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
+/** The availability state (see the state machine above). */
 typedef enum {
-    HALE_AVAIL_STARTING = 0,
-    HALE_AVAIL_READY,
-    HALE_AVAIL_NOT_READY,
-    HALE_AVAIL_DRAINING,
-    HALE_AVAIL_STOPPED,
+    HALE_AVAIL_STARTING = 0, /**< start-up not finished: readiness 503 */
+    HALE_AVAIL_READY,        /**< every required check passes: readiness 200 */
+    HALE_AVAIL_NOT_READY,    /**< a required check fails: readiness 503 */
+    HALE_AVAIL_DRAINING,     /**< shutting down: readiness 503 */
+    HALE_AVAIL_STOPPED,      /**< listeners closed */
 } hale_avail;
 
+/** "starting", "ready", "not_ready", "draining", "stopped". */
 const char *hale_avail_name(hale_avail a);
 
-/* A check returns 0 when the dependency is fine, 1 with err when it works
+/** A check returns 0 when the dependency is fine, 1 with err when it works
  * but degraded, else -1 with err. */
 typedef int (*hale_check_fn)(void *arg, char *err, size_t errlen);
 
+/** The health state of a process: checks, state, probes (opaque). */
 typedef struct hale_health hale_health;
 
-/* on_transition may be NULL; it runs on whichever thread changed the state. */
+/** A new health state, starting. on_transition may be NULL; it runs on
+ * whichever thread changed the state. */
 hale_health *hale_health_new(void (*on_transition)(hale_avail from, hale_avail to,
                                                    const char *why, void *arg),
                              void *arg);
+/** Stops the checks and frees h. */
 void hale_health_free(hale_health *h);
 
-/* Declares a check before hale_health_start. Returns 0, -1 when full. */
+/** Declares a check before hale_health_start. Returns 0, -1 when full. */
 int hale_health_add_check(hale_health *h, const char *name, hale_check_fn fn, void *arg,
                           unsigned interval_ms, unsigned timeout_ms, bool required);
 
-/* Starts the check threads (each runs its check at once, then on
+/** Starts the check threads (each runs its check at once, then on
  * interval). Returns 0, or -1 with err when a thread cannot be created
  * (none is left running then). */
 int hale_health_start(hale_health *h, char *err, size_t errlen);
-/* Stops the check threads (joins them). */
+/** Stops the check threads (joins them). */
 void hale_health_stop_checks(hale_health *h);
 
-/* Watches a server's workers for liveness (may be called once per server). */
+/** Watches a server's workers for liveness (may be called once per server). */
 void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall_ms);
 
-void hale_health_set_started(hale_health *h);  /* init done: startup 200 */
-void hale_health_set_draining(hale_health *h); /* readiness 503 from now on */
-void hale_health_set_stopped(hale_health *h);
+void hale_health_set_started(hale_health *h);  /**< init done: startup 200 */
+void hale_health_set_draining(hale_health *h); /**< readiness 503 from now on */
+void hale_health_set_stopped(hale_health *h);  /**< listeners closed */
 
+/** The current state. */
 hale_avail hale_health_state(const hale_health *h);
+/** What /health/liveness answers: true for 200. */
 bool hale_health_live(const hale_health *h);
+/** What /health/readiness answers: true for 200. */
 bool hale_health_ready(const hale_health *h);
 
-/* Appends the /health detail document (JSON) to out. */
+/** Appends the /health detail document (JSON) to out. */
 void hale_health_render_json(const hale_health *h, hale_buf *out);
-/* The same document without any check's error text: a failed check's
+/** The same document without any check's error text: a failed check's
  * "last_error" is a fixed string pointing to the admin listener. */
 void hale_health_render_status_json(const hale_health *h, hale_buf *out);
 
-/* Registers /health, /health/liveness, /health/readiness, /health/startup
+/** Registers /health, /health/liveness, /health/readiness, /health/startup
  * (GET, never shed, no auth), /health with full detail: for the admin
  * listener. Returns 0 or -1 with err. */
 int hale_health_register(hale_health *h, hale_router *r, char *err, size_t errlen);
-/* The same routes for a listener clients reach (open, like the probes):
+/** The same routes for a listener clients reach (open, like the probes):
  * /health answers statuses only (hale_health_render_status_json), since
  * error text names the database host, port and user. */
 int hale_health_register_public(hale_health *h, hale_router *r, char *err, size_t errlen);
+
+#pragma GCC visibility pop
 
 #endif

@@ -1,4 +1,5 @@
-/* lifecycle: signals, the shutdown request, and interruptible waits.
+/** @file
+ * lifecycle: signals, the shutdown request, and interruptible waits.
  *
  * Promises:
  *  - hale_lifecycle_init() blocks SIGTERM, SIGINT and SIGHUP in the calling
@@ -25,34 +26,48 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
+/** Exit status: clean shutdown. */
 #define HALE_EXIT_OK 0
+/** Exit status: a fatal error other than configuration. */
 #define HALE_EXIT_FATAL 1
+/** Exit status: a second signal ended the process at once. */
 #define HALE_EXIT_FORCED 1
+/** Exit status: a bad command line. */
 #define HALE_EXIT_USAGE 2
+/** A repeat of the same signal within this many ms is the same request. */
 #define HALE_SIGNAL_REPEAT_WINDOW_MS 1000
 #ifndef HALE_EXIT_CONFIG
+/** Exit status: configuration error (sysexits EX_CONFIG). */
 #define HALE_EXIT_CONFIG 78
 #endif
 
+/** Logging hooks of the signal thread. */
 typedef struct hale_lifecycle_hooks {
-    void (*on_signal)(int signo, int count, void *arg); /* each counted signal, may be NULL */
-    void (*on_repeat)(int signo, void *arg); /* a repeat inside the window, may be NULL */
-    void *arg;
+    void (*on_signal)(int signo, int count, void *arg); /**< each counted signal, may be NULL */
+    void (*on_repeat)(int signo, void *arg); /**< a repeat inside the window, may be NULL */
+    void *arg; /**< handed to both */
 } hale_lifecycle_hooks;
 
-/* Returns 0, or -1 if the signal thread could not start. */
+/** Blocks the signals and starts the signal thread (see above).
+ * Returns 0, or -1 if the signal thread could not start. */
 int hale_lifecycle_init(const hale_lifecycle_hooks *hooks);
 
+/** True once SIGTERM/SIGINT came (or hale_request_shutdown). Thread-safe. */
 bool hale_shutdown_requested(void);
 
-/* Requests shutdown as if a signal came (used by tests and fatal paths). */
+/** Requests shutdown as if a signal came (used by tests and fatal paths). */
 void hale_request_shutdown(void);
 
-/* Sleeps up to ms; returns true early when shutdown is requested. */
+/** Sleeps up to ms; returns true early when shutdown is requested. */
 bool hale_wait_shutdown(uint64_t ms);
 
-/* Exponential backoff with full jitter: the delay before retry `attempt`
+/** Exponential backoff with full jitter: the delay before retry `attempt`
  * (0-based) is uniform in [base/2, min(max, base * 2^attempt)]. */
 uint64_t hale_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms);
+
+#pragma GCC visibility pop
 
 #endif

@@ -1,4 +1,5 @@
-/* util: the project-wide basics every module relies on.
+/** @file
+ * util: the project-wide basics every module relies on.
  *
  * Promises:
  *  - xmalloc/xcalloc/xrealloc/xstrdup never return NULL: out of memory is a
@@ -29,62 +30,79 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#ifdef HALE_IN_TREE
+/* In-tree only (hale's own sources define HALE_IN_TREE): not part of the
+ * installed API, and hidden in libhale (declared before the visibility push). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+#endif
 
-/* Abort with a message: for impossible states only. */
+/* exported by libhale.so (the rest of the library is hidden) */
+#pragma GCC visibility push(default)
+
+/** Abort with a message: for impossible states only. */
 _Noreturn void hale_panic_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/** hale_panic(fmt, ...): hale_panic_at with the call site. */
 #define hale_panic(...) hale_panic_at(__FILE__, __LINE__, __VA_ARGS__)
 
-/* Invariant check kept in release builds (unlike assert). */
+/** Invariant check kept in release builds (unlike assert). */
 #define HALE_ASSERT(cond)                                                  \
     do {                                                                   \
         if (__builtin_expect(!(cond), 0))                                  \
             hale_panic("assertion failed: %s", #cond);                     \
     } while (0)
 
-/* a*b into *out; returns false on overflow. */
+/** a*b into *out; returns false on overflow. */
 static inline bool hale_mul_ok(size_t a, size_t b, size_t *out) {
     return !__builtin_mul_overflow(a, b, out);
 }
 
-/* Monotonic and wall clocks. */
-uint64_t hale_now_ns(void);      /* CLOCK_MONOTONIC, nanoseconds */
-uint64_t hale_wall_ms(void);     /* CLOCK_REALTIME, ms since epoch */
+/** The monotonic clock (CLOCK_MONOTONIC), in nanoseconds. */
+uint64_t hale_now_ns(void);
+/** The wall clock (CLOCK_REALTIME), in milliseconds since the epoch. */
+uint64_t hale_wall_ms(void);
 
-/* snprintf into err/errlen when err is non-NULL. Always returns -1 so that
+/** snprintf into err/errlen when err is non-NULL. Always returns -1 so that
  * `return hale_err(err, errlen, "...")` reads naturally. */
 int hale_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Growable byte buffer; data is always NUL-terminated for convenience. */
+/** Growable byte buffer; data is always NUL-terminated for convenience. */
 typedef struct hale_buf {
-    char *data;
-    size_t len;
-    size_t cap;
+    char *data;  /**< the bytes, NUL-terminated; NULL until the first append */
+    size_t len;  /**< bytes used (the NUL not counted) */
+    size_t cap;  /**< bytes allocated */
 } hale_buf;
 
+/** Makes b empty (no allocation yet). */
 void hale_buf_init(hale_buf *b);
+/** Frees b's memory and makes it empty again. */
 void hale_buf_free(hale_buf *b);
+/** Makes room for extra more bytes (aborts on out of memory). */
 void hale_buf_reserve(hale_buf *b, size_t extra);
+/** Appends n bytes from p. */
 void hale_buf_append(hale_buf *b, const void *p, size_t n);
+/** Appends the string s. */
 void hale_buf_puts(hale_buf *b, const char *s);
+/** Appends printf-formatted text. */
 void hale_buf_printf(hale_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* UTF-8 (RFC 3629), the one validator: the length of the valid sequence at
+/** UTF-8 (RFC 3629), the one validator: the length of the valid sequence at
  * s (n >= 1 bytes available), or 0 when the bytes are not one (overlong,
  * surrogate, above U+10FFFF, truncated, a stray continuation byte). The
  * code point goes to *cp when cp is not NULL. */
 size_t hale_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
-/* Offset of the first invalid sequence in s[0..n), or n when all valid. */
+/** Offset of the first invalid sequence in s[0..n), or n when all valid. */
 size_t hale_utf8_check(const char *s, size_t n);
 
-/* Append s as JSON string contents (no surrounding quotes): escapes quotes,
+/** Append s as JSON string contents (no surrounding quotes): escapes quotes,
  * backslash, control characters; invalid UTF-8 bytes become U+FFFD. */
 void hale_buf_json_escape(hale_buf *b, const char *s, size_t n);
+
+#pragma GCC visibility pop
 
 #endif
