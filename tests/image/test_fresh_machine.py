@@ -3,6 +3,7 @@
 (debootstrap: no compiler, no cmake, no ninja), as root, with this tree's
 tracked files as a fresh checkout would have them.
 
+0. `apt-get install make`, the README's one prerequisite;
 1. `make run` installs what it needs, builds build/release and serves the
    API on SQLite with the defaults;
 2. it is stopped the way a supervisor does it (SIGTERM to make's process
@@ -26,9 +27,12 @@ BASE = os.environ.get("HALE_BASE_IMAGE", "hale-local/bookworm:slim")
 SCRIPT = r"""
 set -uo pipefail
 mkdir -p /w && cd /w && tar xzf /in/src.tgz
-for tool in ninja cc cmake; do
+for tool in ninja cc cmake make; do
   command -v "$tool" >/dev/null && { echo "FRESH-FAIL: $tool present before make run"; exit 90; }
 done
+# the README's one prerequisite: a minimal Debian has no make
+apt-get update -qq && apt-get install -y -qq --no-install-recommends make >/dev/null ||
+  { echo "FRESH-FAIL: cannot install make"; exit 94; }
 setsid make run >/tmp/run.log 2>&1 &
 pid=$!
 up=0
