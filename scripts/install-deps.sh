@@ -20,6 +20,7 @@ test=(libcmocka-dev python3 python3-pytest python3-requests python3-yaml clang
       libclang-rt-14-dev clang-tidy clang-format cppcheck shellcheck prometheus haproxy
       postgresql redis-server sqlite3 valgrind strace docker-registry docker-compose gcovr
       golang-github-burntsushi-toml-dev python3-tomli python3-pytest-xdist
+      python3-matplotlib  # bench/report.py's chart, run by tests/build on a fixture
       dpkg-dev debhelper lintian abigail-tools doxygen fakeroot
       systemd)  # systemd: systemd-socket-activate and systemd-analyze for tests/systemd
 

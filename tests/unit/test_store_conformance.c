@@ -32,8 +32,9 @@ static const char *pg_url, *redis_url;
 static bool require;
 static unsigned seq;
 static char dir[64], path[160];
-static char schema[64], url[1024], ns[64];
+static char ns[64];
 #ifdef HALE_HAVE_PQ
+static char schema[64], url[1024];
 static PGconn *admin;
 
 static void admin_exec(const char *sql) {
@@ -269,7 +270,7 @@ static void test_listing(void **st) {
     list_is(s, "", "ab", 10, false, all + 4, 1);
     list_is(s, "c", "", 10, false, NULL, 0);
     /* byte order, and a prefix of 0xFF bytes (no upper bound) */
-    const char *high[] = {"\xc3\xa9", "\xff\xff", "\xff\xff" "a"};
+    const char *high[] = {"\xc3\xa9", "\xff\xff", "\xff\xff\x61"}; /* \x61 = 'a' */
     for (size_t i = 0; i < 3; i++) assert_int_equal(put(s, high[i], "v", NULL, NULL, NULL), KV_OK);
     list_is(s, "\xff\xff", "", 10, false, high + 1, 2);
     list_is(s, "", "b/1", 10, false, high, 3);
