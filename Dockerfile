@@ -66,6 +66,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 COPY CMakeLists.txt ./
+COPY cmake/ cmake/
 COPY src/ src/
 COPY config/ config/
 # .git is not in the context: the revision comes as a build argument

@@ -72,12 +72,16 @@ def test_dependency_layer_is_reused_when_only_sources_change():
     """Build the builder from a copy of the context with one source file
     changed: the apt/dependency step must come from the cache."""
     with tempfile.TemporaryDirectory() as ctx:
-        for p in ["Dockerfile", ".dockerignore", "CMakeLists.txt", "scripts/install-deps.sh",
-                  "docker/stage-rootfs.sh", "docker/apt-pinned.sh", "docker/packages.lock"]:
-            os.makedirs(os.path.dirname(os.path.join(ctx, p)), exist_ok=True)
-            shutil.copy2(os.path.join(ROOT, p), os.path.join(ctx, p))
-        for d in ["src", "config"]:
-            shutil.copytree(os.path.join(ROOT, d), os.path.join(ctx, d))
+        # what scripts/image.sh puts in: the "!" lines of .dockerignore
+        keep = [l[1:].rstrip("/") for l in open(os.path.join(ROOT, ".dockerignore")).read().splitlines()
+                if l.startswith("!")]
+        for p in ["Dockerfile", ".dockerignore", *keep]:
+            src, dst = os.path.join(ROOT, p), os.path.join(ctx, p)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if os.path.isdir(src):
+                shutil.copytree(src, dst)
+            else:
+                shutil.copy2(src, dst)
         with open(os.path.join(ctx, "src/app/main.c"), "a") as f:
             f.write(f"\n/* cache test {time.time()} */\n")
         base = inspect(image_ref("builder"))["Config"]["Labels"] or {}
