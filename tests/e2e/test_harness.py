@@ -1,4 +1,4 @@
-"""The e2e fixture cannot pass by accident (R: Y3, T1): its end-of-test
+"""The e2e fixture cannot pass by accident (R: T2, Y3, T1): its end-of-test
 check (conftest.Hale.check_clean_exit) fails on a hale that died before it
 was stopped, on a sanitizer report or a panic, and on an error line the test
 did not declare. Real hale processes; the checks are called directly so
@@ -14,7 +14,7 @@ import pytest
 from conftest import Hale, unexpected_output
 
 
-def test_death_before_stop_fails():  # R: Y3, T1
+def test_death_before_stop_fails():  # R: T2, Y3, T1
     h = Hale()
     os.kill(h.proc.pid, signal.SIGKILL)  # from outside, as a crash would
     h.proc.wait(10)
@@ -22,7 +22,7 @@ def test_death_before_stop_fails():  # R: Y3, T1
         h.check_clean_exit()
 
 
-def test_undeclared_error_line_fails_and_declared_passes():  # R: Y3, T1
+def test_undeclared_error_line_fails_and_declared_passes():  # R: T2, Y3, T1
     # a fatal start-up error: an unparsable PORT is a config "error:" line
     h = Hale(env={"PORT": "abc"}, wait_ready=False)
     h.proc.wait(10)
@@ -40,13 +40,13 @@ def test_undeclared_error_line_fails_and_declared_passes():  # R: Y3, T1
         h.check_clean_exit()
 
 
-def test_clean_run_passes():  # R: Y3
+def test_clean_run_passes():  # R: T2, Y3
     h = Hale()
     assert h.request("GET", "/health/liveness", admin=True)[0] == 200
     h.check_clean_exit()
 
 
-def test_output_rules():  # R: Y3, T1
+def test_output_rules():  # R: T2, Y3, T1
     ts = "2026-01-01T00:00:00.000Z"
     assert unexpected_output(ts + "  INFO service: listening\n") == []
     assert unexpected_output(ts + " ERROR store: down\n") == [ts + " ERROR store: down"]
@@ -60,7 +60,7 @@ def test_output_rules():  # R: Y3, T1
         assert unexpected_output(line + "\n", [r".*"]) == [line], line
 
 
-def test_stop_then_exit_code_is_checked():  # R: Y3, L3
+def test_stop_then_exit_code_is_checked():  # R: T2, Y3, L3
     # a hale that cannot drain in time exits 1 on stop: the fixture says so
     h = Hale(env={"APP_SHUTDOWN__TIMEOUT": "200ms"},
              expect_errors=[r"shutdown.timeout passed"])
