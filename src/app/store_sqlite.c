@@ -245,6 +245,17 @@ static kv_status sq_del(kv_store *base, const char *key, size_t klen, const kv_c
 
 /* ---- open / close ---- */
 
+/* The writer's connection, the fault record, the locks and the memory:
+ * what both close and a failed open give back. */
+static void sq_free(sq_store *s) {
+    wconn_close(s);
+    sqf_destroy(&s->faults);
+    pthread_mutex_destroy(&s->mu); pthread_mutex_destroy(&s->rmu);
+    pthread_cond_destroy(&s->have_work); pthread_cond_destroy(&s->batch_done);
+    free(s->path);
+    free(s);
+}
+
 static void sq_close(kv_store *base) {
     sq_store *s = (sq_store *)base;
     pthread_mutex_lock(&s->mu);
@@ -253,12 +264,7 @@ static void sq_close(kv_store *base) {
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
     sq_readers_close(s);
-    wconn_close(s);
-    sqf_destroy(&s->faults);
-    pthread_mutex_destroy(&s->mu); pthread_mutex_destroy(&s->rmu);
-    pthread_cond_destroy(&s->have_work); pthread_cond_destroy(&s->batch_done);
-    free(s->path);
-    free(s);
+    sq_free(s);
 }
 
 static const kv_store_ops SQLITE_OPS = {
@@ -356,11 +362,6 @@ kv_store *kv_sqlite_open(const char *path, char *err, size_t errlen) {
     }
     return &s->base;
 fail:
-    wconn_close(s);
-    sqf_destroy(&s->faults);
-    pthread_mutex_destroy(&s->mu); pthread_mutex_destroy(&s->rmu);
-    pthread_cond_destroy(&s->have_work); pthread_cond_destroy(&s->batch_done);
-    free(s->path);
-    free(s);
+    sq_free(s);
     return NULL;
 }
