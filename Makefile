@@ -107,7 +107,7 @@ lint: ## cppcheck, clang-tidy, shellcheck, hadolint (when present)
 	@scripts/lint.sh
 
 format: ## clang-format every C file in place
-	clang-format -i src/*/*.[ch] tests/unit/*.c tests/tools/*.c fuzz/*.c
+	clang-format -i src/*/*.[ch] src/*/*/*.[ch] tests/unit/*.c tests/tools/*.c fuzz/*.c
 
 size: release minsize ## size breakdown: per object, largest functions, stripped sizes
 	@scripts/size.sh

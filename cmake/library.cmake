@@ -11,16 +11,16 @@
 # The public API: what docs/runtime.md documents. Every other header of
 # src/runtime is internal and never installed.
 set(HALE_PUBLIC_HEADERS
-  src/runtime/config.h src/runtime/health.h src/runtime/http.h
-  src/runtime/lifecycle.h src/runtime/log.h src/runtime/metrics.h
-  src/runtime/router.h src/runtime/service.h src/runtime/util.h)
+  src/runtime/config/config.h src/runtime/health/health.h src/runtime/http/http.h
+  src/runtime/service/lifecycle.h src/runtime/observe/log.h src/runtime/observe/metrics.h
+  src/runtime/http/router.h src/runtime/service/service.h src/runtime/common/util.h)
 
 set(HALE_SOVERSION 0)
 
 add_library(hale_lib_obj OBJECT ${RUNTIME_SRC})
 set_target_properties(hale_lib_obj PROPERTIES
   POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
-target_include_directories(hale_lib_obj PRIVATE src/runtime)
+target_include_directories(hale_lib_obj PRIVATE ${RUNTIME_INC})
 target_compile_definitions(hale_lib_obj PRIVATE HALE_IN_TREE=1
   HALE_VERSION="${PROJECT_VERSION}" HALE_REVISION="${HALE_REVISION}"
   HALE_COMPILER="${CMAKE_C_COMPILER_ID}-${CMAKE_C_COMPILER_VERSION}")
@@ -52,8 +52,12 @@ add_custom_command(TARGET hale_static POST_BUILD
   COMMAND_EXPAND_LISTS VERBATIM)
 target_link_libraries(hale_static INTERFACE Threads::Threads m)
 
+# In the build tree the public headers are found in their subsystem folders;
+# installed, they sit together under include/hale/.
 foreach(t hale_shared hale_static)
-  target_include_directories(${t} INTERFACE
-    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/src/runtime>
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  foreach(h ${HALE_PUBLIC_HEADERS})
+    get_filename_component(d ${CMAKE_CURRENT_SOURCE_DIR}/${h} DIRECTORY)
+    target_include_directories(${t} INTERFACE $<BUILD_INTERFACE:${d}>)
+  endforeach()
+  target_include_directories(${t} INTERFACE $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 endforeach()

@@ -1,5 +1,5 @@
 /* libFuzzer target for the request parser and chunked decoder alone
- * (src/runtime/http_parse.h). R: Y2 E1
+ * (src/runtime/http/http_parse.h). R: Y2 E1
  *
  * Each input is parsed whole, then again fed in pieces cut at 1-3 points
  * derived from the input (every call with a fresh copy of the bytes so far,

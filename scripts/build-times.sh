@@ -10,7 +10,7 @@ for v in debug:Debug release:Release; do
   rm -rf "$dir"
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" >/dev/null
   clean=$(CCACHE_DISABLE=1 t cmake --build "$dir" --target hale)
-  touch src/runtime/router.c
+  touch src/runtime/http/router.c
   incr=$(t cmake --build "$dir" --target hale)
   printf '%-8s clean %6.2f s   incremental (router.c touched) %6.2f s\n' "${v%%:*}" "$clean" "$incr"
 done

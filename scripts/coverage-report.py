@@ -4,7 +4,7 @@
 
 Usage: scripts/coverage-report.py SUMMARY.json [--floor FILE] [--totals-only]
 
-A module is one source file of src/ (src/runtime/auth.c -> runtime/auth.c);
+A module is one source file of src/ (src/runtime/service/auth.c -> runtime/service/auth.c);
 code in a header (static inline functions) is its own row. Prints the table
 (module, lines covered/total and %, branches covered/total and %), one total
 row per directory (runtime, app) and the grand total.

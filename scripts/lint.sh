@@ -19,12 +19,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 rc=0
-srcs=(src/runtime/*.c src/app/*.c)
+srcs=(src/runtime/*/*.c src/app/*.c src/app/*/*.c)
+incs=()
+for d in src/runtime/*/ src/app/ src/app/*/; do incs+=(-I "$d"); done
 
 echo "lint: cppcheck"
 cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
   --inline-suppr --suppress=missingIncludeSystem \
-  --suppress=nullPointerRedundantCheck -I src/runtime -I src/app "${srcs[@]}" || rc=1
+  --suppress=nullPointerRedundantCheck "${incs[@]}" "${srcs[@]}" || rc=1
 
 echo "lint: clang-tidy"
 if [[ ! -f build/debug/compile_commands.json ]]; then

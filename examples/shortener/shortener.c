@@ -13,7 +13,8 @@
  *  - a health check of its own ("writer": the writer thread is alive), so
  *    readiness is 503 until it runs and while it is stuck;
  *  - metrics of its own: shortener_links_created_total,
- *    shortener_redirects_total{result}, shortener_links.
+ *    shortener_redirects_total{result}, shortener_links; and GET /stats on
+ *    the admin listener, the same counts as one JSON document.
  * On SIGTERM the runtime drains: requests the writer still holds count as
  * in flight and are answered before stop() ends the writer.
  */
@@ -306,6 +307,19 @@ static double links_now(void *arg) {
     return n;
 }
 
+/* GET /stats on the admin listener (operators only): the counters as one
+ * JSON document, read back from the metrics the handlers count into. */
+static void h_stats(hale_req *r, void *arg) {
+    shortener *a = arg;
+    hale_buf b;
+    hale_buf_init(&b);
+    hale_buf_printf(&b, "{\"links\":%.0f,\"created\":%lu,\"redirects\":{\"found\":%lu,\"missing\":%lu}}\n",
+                    links_now(a), (unsigned long)hale_counter_value(a->created),
+                    (unsigned long)hale_counter_value(a->redirect_found),
+                    (unsigned long)hale_counter_value(a->redirect_missing));
+    hale_resp_take(r, 200, "application/json", b.data, b.len);
+}
+
 /* ---- the service callbacks ---- */
 
 static void validate(hale_cfg *cfg, void *arg) {
@@ -342,6 +356,11 @@ static int setup(hale_service *svc, void *arg) {
             HALE_LOG(HALE_LOG_ERROR, "shortener", "cannot add a route", HALE_F_STR("error", err));
             return -1;
         }
+    }
+    const hale_route stats = {.method = "GET", .tmpl = "/stats", .fn = h_stats, .arg = a};
+    if (hale_router_add(hale_service_admin_router(svc), &stats, err, sizeof err) != 0) {
+        HALE_LOG(HALE_LOG_ERROR, "shortener", "cannot add the admin route", HALE_F_STR("error", err));
+        return -1;
     }
     if (hale_health_add_check(hale_service_health(svc), "writer", check_writer, a, 500, 200, true) != 0)
         return -1;

@@ -178,7 +178,10 @@ static int command(hale_service *svc, int argc, char **argv, void *arg) {
     bool copy = strcmp(argv[0], "copy") == 0;
     if (!copy && strcmp(argv[0], "migrate") != 0) return HALE_NO_SUCH_COMMAND;
     app_store_cfg_get(hale_service_cfg(svc), &a->scfg);
-    if (copy) return app_copy(&a->scfg, argc, argv, stdout, stderr);
+    if (copy) {
+        kv_copy_defaults d = {a->scfg.sqlite_path, a->scfg.database_url, a->scfg.connect_timeout_ms};
+        return kv_copy(&d, argc, argv, stdout, stderr);
+    }
     char err[512];
     if (app_migrate(&a->scfg, 60000, stdout, err, sizeof err) != 0) {
         fprintf(stderr, "hale migrate: %s\n", err);

@@ -5,7 +5,7 @@
  * Names in src/app follow one rule: kv_ for what the key-value service is
  * (kv_store and its backends kv_sqlite_* / kv_pg_*, the cache, kv_api),
  * app_ for the glue that turns settings into those (app_store_cfg,
- * app_open_store, app_migrate, app_copy, app_url_check); include guards
+ * app_open_store, app_migrate, app_url_check); include guards
  * are APP_<FILE>_H, the runtime's HALE_<FILE>_H. */
 #ifndef APP_APP_H
 #define APP_APP_H

@@ -25,8 +25,8 @@ def run(*args):
     return subprocess.run(["/usr/bin/python3", REPORT, *args], capture_output=True, text=True)
 
 
-FILES = [("src/runtime/util.c", 90, 100, 40, 50), ("src/runtime/auth.c", 70, 100, 10, 20),
-         ("src/app/kv_api.c", 50, 50, 0, 0)]
+FILES = [("src/runtime/common/util.c", 90, 100, 40, 50), ("src/runtime/service/auth.c", 70, 100, 10, 20),
+         ("src/app/api/kv_api.c", 50, 50, 0, 0)]
 
 
 def test_table_rows_and_totals():  # R: T3
@@ -105,6 +105,6 @@ def test_coverage_variant_flags():  # R: T3
                            cwd=ROOT, env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         cmds = json.load(open(os.path.join(tmp, "b", "compile_commands.json")))
-    util = [c["command"] for c in cmds if c["file"].endswith("src/runtime/util.c")][0]
+    util = [c["command"] for c in cmds if c["file"].endswith("src/runtime/common/util.c")][0]
     assert "--coverage" in util and "-O0" in util and "-fprofile-update=atomic" in util
     assert "-DHALE_TEST_HOOKS=1" in util

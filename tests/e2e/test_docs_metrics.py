@@ -97,7 +97,7 @@ REASON = re.compile(r'(?:BAD\(|fail\(err, \d+, |refuse\(c, \d+, |reject_reason =
 
 
 def test_every_rejection_reason_is_documented():  # R: E6, C5
-    src = "".join(open(p).read() for p in glob.glob(os.path.join(ROOT, "src/runtime/http*.c")))
+    src = "".join(open(p).read() for p in glob.glob(os.path.join(ROOT, "src/runtime/http/*.c")))
     reasons = set(REASON.findall(src))
     assert len(reasons) > 20, sorted(reasons)
     doc = open(os.path.join(ROOT, "docs/http-engine.md")).read()

@@ -11,7 +11,7 @@ reached hale at all (no access-log line carries the follower's request id).
 
 The engine-side cases (no Host, unparsable Content-Length) are answered by
 libmicrohttpd itself with its own HTML body; the rest by hale's filter in
-src/runtime/http_engine.c (check_framing), with a JSON body naming the reason
+src/runtime/http/http_request.c (check_framing), with a JSON body naming the reason
 and a hale_http_rejected_total{reason} count on the admin listener.
 """
 import json

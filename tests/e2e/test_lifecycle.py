@@ -7,7 +7,7 @@ after SIGTERM, a second signal (and a repeat of the first within 1 s, as
 stuck-worker watchdog and shedding past server.max_in_flight.
 
 A stuck or slow handler is simulated with GET /debug/block?ms=N, which only
-test builds serve (-DHALE_TEST_HOOKS=ON; src/runtime/testhooks.c).
+test builds serve (-DHALE_TEST_HOOKS=ON; src/runtime/service/testhooks.c).
 Timing assertions use generous margins: the box is shared and loaded.
 """
 import http.client

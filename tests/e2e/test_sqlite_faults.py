@@ -1,6 +1,6 @@
 """SQLite under power loss (F1), I/O errors and a full disk (F2).
 
-The fault-injecting VFS (src/app/sqlite_faultvfs.c, test builds only) is
+The fault-injecting VFS (src/app/store/sqlite_faultvfs.c, test builds only) is
 armed through HALE_TEST_SQLITE_FAULTS:
 
 - Power loss: every trial starts hale on the same database with a crash

@@ -50,7 +50,7 @@ def test_tree_matches_baseline():  # R: R3
 
 def test_struct_layout_change_fails(workdir):  # R: R3
     """A field inserted at the front of hale_http_opts moves every other one."""
-    tree, lib = tweaked(workdir, "struct", {"src/runtime/http.h": [
+    tree, lib = tweaked(workdir, "struct", {"src/runtime/http/http.h": [
         ("typedef struct hale_http_opts {\n", "typedef struct hale_http_opts {\n    unsigned backlog;\n")]})
     rc, out = abi_check(tree, "--lib", lib)
     assert rc == 1, out
@@ -59,9 +59,9 @@ def test_struct_layout_change_fails(workdir):  # R: R3
 
 def test_removed_function_fails(workdir):  # R: R3
     tree, lib = tweaked(workdir, "removed", {
-        "src/runtime/http.h": [("unsigned hale_http_workers(", "unsigned hale_http_nworkers(")],
-        "src/runtime/http_server.c": [("hale_http_workers(", "hale_http_nworkers(")],
-        "src/runtime/service.c": [("hale_http_workers(", "hale_http_nworkers(")]})
+        "src/runtime/http/http.h": [("unsigned hale_http_workers(", "unsigned hale_http_nworkers(")],
+        "src/runtime/http/http_server.c": [("hale_http_workers(", "hale_http_nworkers(")],
+        "src/runtime/service/service.c": [("hale_http_workers(", "hale_http_nworkers(")]})
     rc, out = abi_check(tree, "--lib", lib)
     assert rc == 1, out
     assert "hale_http_workers" in out and "incompatible" in out, out
@@ -69,9 +69,9 @@ def test_removed_function_fails(workdir):  # R: R3
 
 def test_added_function_passes(workdir):  # R: R3
     tree, lib = tweaked(workdir, "added", {
-        "src/runtime/util.h": [("uint64_t hale_wall_ms(void);",
+        "src/runtime/common/util.h": [("uint64_t hale_wall_ms(void);",
                                 "uint64_t hale_wall_ms(void);\nint hale_abi_test_added(void);")],
-        "src/runtime/util.c": [('#include "util.h"\n',
+        "src/runtime/common/util.c": [('#include "util.h"\n',
                                 '#include "util.h"\nint hale_abi_test_added(void) { return 1; }\n')]})
     nm = run("nm", "-D", "--defined-only", lib)
     assert "hale_abi_test_added" in nm
@@ -84,7 +84,7 @@ def test_soname_bump_needs_its_baseline(workdir):  # R: R3
     failure that says what to do; once recorded (make abi-baseline) it passes."""
     tree, lib = tweaked(workdir, "bump", {
         "cmake/library.cmake": [("set(HALE_SOVERSION 0)", "set(HALE_SOVERSION 1)")],
-        "src/runtime/http.h": [("typedef struct hale_http_opts {\n",
+        "src/runtime/http/http.h": [("typedef struct hale_http_opts {\n",
                                 "typedef struct hale_http_opts {\n    unsigned backlog;\n")]})
     assert "Library soname: [libhale.so.1]" in run("readelf", "-d", lib)
     rc, out = abi_check(tree, "--lib", lib)

@@ -138,6 +138,13 @@ def test_own_health_check_and_metrics(exe):  # R: R2
         assert 'shortener_redirects_total{result="found"} 2\n' in text
         assert 'shortener_redirects_total{result="missing"} 1\n' in text
         assert "shortener_links 1\n" in text
+        # an admin route of its own (hale_service_admin_router), reading
+        # the counters back (hale_counter_value); not on the public listener
+        st, _, body = s.request("GET", "/stats", admin=True)
+        assert st == 200, body
+        assert json.loads(body) == {"links": 1, "created": 1, "redirects": {"found": 2, "missing": 1}}
+        st, _, _ = s.request("GET", "/stats")
+        assert st == 404
         # the runtime's own families come for free
         assert 'hale_http_requests_total' in text or 'http_requests_total' in text
     finally:

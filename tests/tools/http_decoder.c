@@ -34,7 +34,7 @@
  * first differing split and both results on stderr).
  *
  * Depends on http_parse.h and libc only, so that it builds alone:
- *   gcc -std=gnu11 -I src/runtime tests/tools/http_decoder.c src/runtime/http_parse.c */
+ *   gcc -std=gnu11 -I src/runtime tests/tools/http_decoder.c src/runtime/http/http_parse.c */
 #include "http_parse.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* Tests for src/runtime/auth.c: the parsed key set decides, and a reload
+/* Tests for src/runtime/service/auth.c: the parsed key set decides, and a reload
  * that would leave no usable key keeps the old keys. R: A9 */
 #include <stdarg.h>
 #include <stddef.h>

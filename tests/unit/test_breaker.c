@@ -1,4 +1,4 @@
-/* Tests for src/app/breaker.c with a fake clock. R: A7 Y5 */
+/* Tests for src/runtime/common/breaker.c with a fake clock. R: A7 Y5 */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

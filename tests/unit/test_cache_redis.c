@@ -1,4 +1,4 @@
-/* Tests for src/app/cache_redis.c against a real Redis (scripts/services.sh
+/* Tests for src/app/cache/cache_redis.c against a real Redis (scripts/services.sh
  * start prints HALE_TEST_REDIS_URL), in front of an in-memory fake store
  * that counts calls and can run a hook in the middle of a read (to stage
  * the read/write race). Without HALE_TEST_REDIS_URL or hiredis it does not

@@ -1,4 +1,4 @@
-/* Tests for src/runtime/config: direct env variables, files and the config
+/* Tests for src/runtime/config/: direct env variables, files and the config
  * dir, APP_ variables, coercion and unknown keys, typed getters
  * (R: C1, C2, C3, C5). Secrets, output and precedence are in
  * test_config_secrets.c. */

@@ -1,4 +1,4 @@
-/* Tests for src/runtime/config: secret files, `hale config` output, the
+/* Tests for src/runtime/config/: secret files, `hale config` output, the
  * README table, the precedence of all layers, and that a planted secret
  * never shows anywhere (R: C4, C6, C7, Y7). */
 #define _GNU_SOURCE 1

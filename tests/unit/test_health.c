@@ -1,4 +1,4 @@
-/* Tests for src/runtime/health.c and health_http.c: the availability state
+/* Tests for src/runtime/health/health.c and health_http.c: the availability state
  * machine and its transitions (R: H2, L1), check threads (a failing or slow
  * required check turns readiness off, an optional one does not, R: H2, Y5),
  * the liveness watchdog (R: H1), the JSON detail and its public form

@@ -1,10 +1,10 @@
-/* The HTTP/1.1 request parser and chunked decoder, src/runtime/http_parse.h
+/* The HTTP/1.1 request parser and chunked decoder, src/runtime/http/http_parse.h
  * (R: E1, Y9): every rule of the header's contract as a table of refusals
  * (status + reason) and accepted shapes (fields), the limits at exactly the
  * limit and one over, leading empty lines, the chunked decoder, find/lists,
  * and the split-anywhere promise over tests/http/corpus (the corpus the h11
  * differential test uses). Builds alone too:
- *   gcc -std=gnu11 -I src/runtime tests/unit/test_http_parse.c src/runtime/http_parse.c -lcmocka */
+ *   gcc -std=gnu11 -I src/runtime tests/unit/test_http_parse.c src/runtime/http/http_parse.c -lcmocka */
 #define _GNU_SOURCE /* vasprintf */
 #include <setjmp.h>
 #include <stdarg.h>

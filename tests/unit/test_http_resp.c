@@ -1,4 +1,4 @@
-/* Tests for src/runtime/http_resp.c and the response half of http_req.c,
+/* Tests for src/runtime/http/http_resp.c and the response half of http_req.c,
  * over a real in-process server: the status line carries the right reason
  * phrase for every status a service may set (and a class phrase for the
  * others), a response takes at most 8 extra headers (the 9th is refused,
@@ -38,6 +38,19 @@ static void h_headers(hale_req *r, void *arg) {
     }
 }
 
+/* GET /echo/{rest}: the request's own view of itself, '|'-separated:
+ * method, raw path (no query), raw query, route template, peer address,
+ * request id */
+static void h_echo(hale_req *r, void *arg) {
+    (void)arg;
+    size_t n;
+    const char *path = hale_req_path(r, &n);
+    char out[512];
+    int k = snprintf(out, sizeof out, "%s|%.*s|%s|%s|%s|%s", hale_req_method(r), (int)n, path,
+                     hale_req_query(r), hale_req_route(r), hale_req_remote(r), hale_req_id(r));
+    hale_resp_send(r, 200, "text/plain", out, (size_t)k);
+}
+
 static void h_nothing(hale_req *r, void *arg) {
     (void)r;
     (void)arg;
@@ -52,8 +65,9 @@ static void test_status_lines_and_headers(void **st) {
         {.method = "GET", .tmpl = "/s/{code}", .fn = h_status},
         {.method = "GET", .tmpl = "/headers", .fn = h_headers},
         {.method = "GET", .tmpl = "/nothing", .fn = h_nothing},
+        {.method = "GET", .tmpl = "/echo/{rest}", .fn = h_echo},
     };
-    for (size_t i = 0; i < 3; i++) assert_int_equal(hale_router_add(rt, &routes[i], err, sizeof err), 0);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(hale_router_add(rt, &routes[i], err, sizeof err), 0);
     hale_http_hooks hooks = {0};
     hale_http_server *s = fx_start(rt, &hooks);
     unsigned port = hale_http_port(s);
@@ -96,6 +110,17 @@ static void test_status_lines_and_headers(void **st) {
     assert_int_equal(fx_req(port, "GET", "/nothing", NULL, NULL, resp), 500);
     assert_true(fx_body_has(resp, "\"error\":"));
     assert_string_equal(fx_header(resp, "Content-Type"), "application/json");
+    /* the request accessors: the path stays raw (percent-encoded) and
+     * stops before the query */
+    char want[1024];
+    assert_int_equal(fx_req(port, "GET", "/echo/a%2Fb?x=1&y=%20", NULL, NULL, resp), 200);
+    snprintf(want, sizeof want, "GET|/echo/a%%2Fb|x=1&y=%%20|/echo/{rest}|127.0.0.1|%s",
+             fx_header(resp, "X-Request-Id")); /* the id the answer carries */
+    assert_string_equal(resp->body, want);
+    assert_int_equal(fx_req(port, "GET", "/echo/plain", NULL, NULL, resp), 200);
+    snprintf(want, sizeof want, "GET|/echo/plain||/echo/{rest}|127.0.0.1|%s",
+             fx_header(resp, "X-Request-Id"));
+    assert_string_equal(resp->body, want);
     free(resp);
     hale_http_stop(s);
     hale_router_free(rt);

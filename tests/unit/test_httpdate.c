@@ -1,4 +1,4 @@
-/* Tests for src/app/httpdate.c (Last-Modified, If-Modified-Since,
+/* Tests for src/app/api/httpdate.c (Last-Modified, If-Modified-Since,
  * If-Unmodified-Since; RFC 9110 §5.6.7). R: A2 A10 */
 #include <stdarg.h>
 #include <stddef.h>

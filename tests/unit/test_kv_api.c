@@ -1,4 +1,4 @@
-/* Tests for src/app/kv_api.c: the /v1/kv handlers on the real SQLite store
+/* Tests for src/app/api/kv_api.c: the /v1/kv handlers on the real SQLite store
  * behind a real in-process server. Key validation (R: A5), PUT/GET/DELETE
  * with ETags and conditional requests (R: A1, A2, A3, A10), listing with
  * pagination and its query errors (R: A4, A8), 415 and 503 answers (R: A8). */

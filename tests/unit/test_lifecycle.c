@@ -1,4 +1,4 @@
-/* Tests for src/runtime/lifecycle.c: the signal thread (first SIGTERM or
+/* Tests for src/runtime/service/lifecycle.c: the signal thread (first SIGTERM or
  * SIGINT requests shutdown, a repeat of the same kind within 1 s is the same
  * request, the other kind or the same one after the window exits 1, SIGHUP
  * is ignored: R: L1, L3), interruptible waits and the retry backoff (R: L2).

@@ -1,4 +1,4 @@
-/* Tests for src/runtime/log.c. R: O1
+/* Tests for src/runtime/observe/log.c. R: O1
  * Lines are parsed by a strict JSON reader below (RFC 8259: UTF-8 only, no
  * raw control characters, valid escapes, no duplicate keys) rather than
  * compared as blobs. */

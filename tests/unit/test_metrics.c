@@ -1,4 +1,4 @@
-/* Tests for src/runtime/metrics.c and metrics_process.c. R: O3, R: O4
+/* Tests for src/runtime/observe/metrics.c and metrics_process.c. R: O3, R: O4
  * The exposition is read back by a strict text-format 0.0.4 parser below
  * (and by `promtool check metrics` when installed), not compared as a blob. */
 #include <stdarg.h>
@@ -277,6 +277,9 @@ static void test_exposition(void **state) { /* R: O3 */
     hale_gauge_inc(gi);
     hale_gauge_dec(gi);
     hale_gauge_add(gi, 0.5);
+    /* the read-back side of the API (a service's own /stats, its tests) */
+    assert_int_equal(hale_counter_value(c1), 42);
+    assert_true(hale_gauge_value(gi) == 1.5);
     hale_histogram *h = hale_histogram_with(dur, (const char *[]){"GET", "/v1/kv/{key}"});
     const double obs[] = {0.00005, 0.0001 /* on a bound: le is inclusive */, 0.003, 0.7, 11, NAN};
     for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++) hale_histogram_observe(h, obs[i]);

@@ -1,4 +1,4 @@
-/* Tests for src/app/migrate.c on the real PostgreSQL of scripts/services.sh
+/* Tests for src/app/store/migrate.c on the real PostgreSQL of scripts/services.sh
  * (HALE_TEST_PG_URL; unset is a failure, never a skip). Each test works in
  * a schema of its own, so migrations start from version 0: a check-only run
  * names the missing version, apply runs every migration once, a lock held

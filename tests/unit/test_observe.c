@@ -1,4 +1,4 @@
-/* Tests for src/runtime/observe.c: the HTTP metrics with bounded labels
+/* Tests for src/runtime/observe/observe.c: the HTTP metrics with bounded labels
  * (templates, "other" for unknown methods, only the main listener counted,
  * R: O3), the rejection counter (R: E5, O3), one access-log line per
  * request (R: O2) whose query values under secret names are redacted

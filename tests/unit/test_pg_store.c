@@ -1,4 +1,4 @@
-/* Tests for src/app/store_pg.c, store_pg_pool.c and migrate.c against a
+/* Tests for src/app/store/store_pg.c, store_pg_pool.c and migrate.c against a
  * real PostgreSQL (scripts/services.sh start prints HALE_TEST_PG_URL).
  * Without HALE_TEST_PG_URL it does not run (ctest: Not Run) or, inside
  * make test (HALE_REQUIRE_SERVICES=1), fails: tests/unit/service_env.h. Each test gets a schema of

@@ -1,4 +1,4 @@
-/* Tests for src/runtime/pool.c, the bounded pool both the PostgreSQL and
+/* Tests for src/runtime/common/pool.c, the bounded pool both the PostgreSQL and
  * the Redis clients use (R: A6, A7, L2): slots are bounded, waits end at
  * the deadline, dead idle connections are replaced, broken ones closed,
  * and a failed connect gives its slot back. The "connections" here are

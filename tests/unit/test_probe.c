@@ -1,4 +1,4 @@
-/* Tests for src/runtime/probe.c, the client of `hale --health-check`
+/* Tests for src/runtime/health/probe.c, the client of `hale --health-check`
  * (R: H5): it sends one GET and reads the status, and every failure
  * (refused, silent peer, malformed answer, bad address, oversized path) is
  * -1 with a reason within the deadline, never a hang. The peer is a real

@@ -1,4 +1,4 @@
-/* Tests for src/app/redis_pool.c: URL parsing (no server needed). R: A7 Y7 */
+/* Tests for src/app/cache/redis_pool.c: URL parsing (no server needed). R: A7 Y7 */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

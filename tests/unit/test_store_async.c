@@ -1,5 +1,5 @@
 /* The completion pool behind PostgreSQL's asynchronous writes
- * (src/app/store_async.c): bounded queue, 503 at once when full, every
+ * (src/app/store/store_async.c): bounded queue, 503 at once when full, every
  * queued op answered exactly once, also at shutdown. R: A6 */
 #include <setjmp.h>
 #include <stdarg.h>

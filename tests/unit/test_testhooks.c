@@ -1,4 +1,4 @@
-/* Tests for src/runtime/testhooks.c (test builds only): GET /debug/block
+/* Tests for src/runtime/service/testhooks.c (test builds only): GET /debug/block
  * holds its worker for ms milliseconds, then answers {"blocked_ms":N};
  * anything but 1..60000 is a 400 JSON error and blocks nothing. It stands
  * in for a stuck handler in the liveness, shedding and drain tests

@@ -1,4 +1,4 @@
-/* Tests for src/runtime/toml: the tree, positions, errors and limits.
+/* Tests for src/runtime/config/toml: the tree, positions, errors and limits.
  * Conformance to TOML 1.0 is proven by toml-test through
  * tests/tools/toml_decoder.c (R: C2); this file covers what the suite does
  * not: positions, messages, limits (R: Y1) and the accessors. */

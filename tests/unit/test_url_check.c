@@ -1,4 +1,4 @@
-/* Tests for src/app/url_check.c: hale checks database and Redis URLs
+/* Tests for src/app/store/url_check.c: hale checks database and Redis URLs
  * itself (setting, position, part; never a byte of the URL), and scrubs
  * driver messages of the userinfo. R: Y7 */
 #include <stdarg.h>

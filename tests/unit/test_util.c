@@ -1,4 +1,4 @@
-/* Tests for src/runtime/util.c: allocation wrappers, the panic path (a
+/* Tests for src/runtime/common/util.c: allocation wrappers, the panic path (a
  * broken invariant aborts with the call site, R: B6), the overflow-checked
  * buffer, and JSON escaping of arbitrary bytes (log lines and error bodies
  * stay valid JSON whatever a client sends, R: O1, A8). */

@@ -30,11 +30,15 @@
 
 #include <stdio.h>
 
-#include "backends.h"
+/* What `hale copy` takes from the settings when no option overrides it. */
+typedef struct kv_copy_defaults {
+    const char *sqlite_path;     /* database.path: the source */
+    const char *database_url;    /* database.url: the target */
+    unsigned connect_timeout_ms; /* database.connect_timeout */
+} kv_copy_defaults;
 
-/* Runs `hale copy` with argv[0] == "copy" and the rest its options; cfg
- * gives the defaults (sqlite_path, database_url, connect_timeout_ms).
+/* Runs `hale copy` with argv[0] == "copy" and the rest its options.
  * Reports on out, errors on errs. Returns the exit code. */
-int app_copy(const app_store_cfg *cfg, int argc, char **argv, FILE *out, FILE *errs);
+int kv_copy(const kv_copy_defaults *d, int argc, char **argv, FILE *out, FILE *errs);
 
 #endif

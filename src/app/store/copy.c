@@ -62,7 +62,7 @@ static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigne
 
 /* Returns 0, HALE_EXIT_CONFIG after printing why, or -1 after printing
  * the usage (--help). */
-static int parse_args(copy_run *x, const app_store_cfg *cfg, int argc, char **argv) {
+static int parse_args(copy_run *x, const kv_copy_defaults *cfg, int argc, char **argv) {
     copy_opts *o = &x->o;
     o->from = cfg->sqlite_path;
     o->to = cfg->database_url;
@@ -367,7 +367,7 @@ static int verify(copy_run *x) {
     return rc;
 }
 
-int app_copy(const app_store_cfg *cfg, int argc, char **argv, FILE *out, FILE *errs) {
+int kv_copy(const kv_copy_defaults *cfg, int argc, char **argv, FILE *out, FILE *errs) {
     copy_run *x = xcalloc(1, sizeof *x);
     x->out = out;
     x->errs = errs;
@@ -408,7 +408,7 @@ done:
 
 #else /* no libpq */
 
-int app_copy(const app_store_cfg *cfg, int argc, char **argv, FILE *out, FILE *errs) {
+int kv_copy(const kv_copy_defaults *cfg, int argc, char **argv, FILE *out, FILE *errs) {
     (void)cfg; (void)argc; (void)argv; (void)out;
     fprintf(errs, "hale copy: this hale was built without PostgreSQL support (libpq)\n");
     return HALE_EXIT_FATAL;
