@@ -141,37 +141,41 @@ void cfg_fmt_ms(char *buf, size_t cap, int64_t ms) {
     else snprintf(buf, cap, "%lldms", (long long)ms);
 }
 
-void cfg_expected(hale_buf *b, const hale_setting *d) {
+void cfg_type_text(hale_buf *b, const hale_setting *d, bool doc) {
+    /* an error message: "an integer 1-65535"; the settings table:
+     * "integer 1..65535", choices in backticks */
+    const char *dash = doc ? ".." : "-";
     char lo[32], hi[32];
     switch (d->type) {
     case HALE_SETTING_STRING:
-        hale_buf_puts(b, "expected a string");
+        hale_buf_puts(b, doc ? "string" : "a string");
         return;
     case HALE_SETTING_INT:
-        hale_buf_puts(b, "expected an integer");
+        hale_buf_puts(b, doc ? "integer" : "an integer");
         if (!bounded(d)) return;
-        if (d->min < 0)
+        if (d->min < 0 && !doc)
             hale_buf_printf(b, " from %lld to %lld", (long long)d->min, (long long)d->max);
         else
-            hale_buf_printf(b, " %lld-%lld", (long long)d->min, (long long)d->max);
+            hale_buf_printf(b, " %lld%s%lld", (long long)d->min, dash, (long long)d->max);
         return;
     case HALE_SETTING_DURATION:
-        hale_buf_puts(b, "expected a duration");
+        hale_buf_puts(b, doc ? "duration" : "a duration");
         if (bounded(d)) {
             cfg_fmt_ms(lo, sizeof lo, d->min);
             cfg_fmt_ms(hi, sizeof hi, d->max);
-            hale_buf_printf(b, " %s-%s", lo, hi);
+            hale_buf_printf(b, " %s%s%s", lo, dash, hi);
         }
-        hale_buf_puts(b, " (like 250ms, 5s, 2m, 1h; a bare number is ms)");
+        if (!doc) hale_buf_puts(b, " (like 250ms, 5s, 2m, 1h; a bare number is ms)");
         return;
     case HALE_SETTING_BOOL:
-        hale_buf_puts(b, "expected true or false");
+        hale_buf_puts(b, doc ? "boolean" : "true or false");
         return;
     case HALE_SETTING_ENUM:
-        hale_buf_puts(b, "expected one of ");
-        for (const char *c = d->choices; *c; c++) {
-            if (*c == '|') hale_buf_puts(b, ", ");
-            else hale_buf_append(b, c, 1);
+        hale_buf_puts(b, "one of ");
+        for (const char *c = d->choices; *c;) {
+            size_t n = strcspn(c, "|");
+            hale_buf_printf(b, doc ? "%s`%.*s`" : "%s%.*s", c == d->choices ? "" : ", ", (int)n, c);
+            c += n + (c[n] == '|');
         }
         return;
     }
@@ -217,7 +221,8 @@ int cfg_apply_text(hale_cfg *cfg, cfg_item *it, const char *text, const char *wh
     val_free(&v);
     hale_buf b;
     hale_buf_init(&b);
-    cfg_expected(&b, it->def);
+    hale_buf_puts(&b, "expected ");
+    cfg_type_text(&b, it->def, false);
     hale_buf_puts(&b, ", got ");
     if ((it->def->flags & HALE_SETTING_SECRET) || secret_source)
         hale_buf_puts(&b, "<redacted>");

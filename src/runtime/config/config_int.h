@@ -57,8 +57,10 @@ int cfg_parse_text(const hale_setting *d, const char *text, cfg_val *out);
 /* Aborts when d's field binding (off, size) cannot hold its values. */
 void cfg_check_binding(const hale_setting *d);
 
-/* "expected an integer 1-65535" and friends, for d, appended to b. */
-void cfg_expected(hale_buf *b, const hale_setting *d);
+/* d's type and bounds appended to b, as an error message says them after
+ * "expected " (doc false: "an integer 1-65535", "true or false") or as the
+ * settings table does (doc true: "integer 1..65535", "boolean"). */
+void cfg_type_text(hale_buf *b, const hale_setting *d, bool doc);
 
 /* s (n bytes) as a quoted, escaped, length-capped string, appended to b. */
 void cfg_show_string(hale_buf *b, const char *s, size_t n);

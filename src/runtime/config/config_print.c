@@ -100,36 +100,7 @@ static void cell(hale_buf *b, const char *s) {
 }
 
 static void type_text(hale_buf *b, const hale_setting *d) {
-    char lo[32], hi[32];
-    switch (d->type) {
-    case HALE_SETTING_STRING:
-        hale_buf_puts(b, "string");
-        break;
-    case HALE_SETTING_INT:
-        hale_buf_puts(b, "integer");
-        if (d->min || d->max)
-            hale_buf_printf(b, " %lld..%lld", (long long)d->min, (long long)d->max);
-        break;
-    case HALE_SETTING_DURATION:
-        hale_buf_puts(b, "duration");
-        if (d->min || d->max) {
-            cfg_fmt_ms(lo, sizeof lo, d->min);
-            cfg_fmt_ms(hi, sizeof hi, d->max);
-            hale_buf_printf(b, " %s..%s", lo, hi);
-        }
-        break;
-    case HALE_SETTING_BOOL:
-        hale_buf_puts(b, "boolean");
-        break;
-    case HALE_SETTING_ENUM:
-        hale_buf_puts(b, "one of ");
-        for (const char *c = d->choices; *c;) {
-            size_t n = strcspn(c, "|");
-            hale_buf_printf(b, "%s`%.*s`", c == d->choices ? "" : ", ", (int)n, c);
-            c += n + (c[n] == '|');
-        }
-        break;
-    }
+    cfg_type_text(b, d, true);
     if (d->flags & HALE_SETTING_SECRET) hale_buf_puts(b, ", secret");
     if (d->flags & HALE_SETTING_RELOADABLE) hale_buf_puts(b, ", reloadable");
 }

@@ -170,7 +170,8 @@ static void apply_value(file_ctx *fc, cfg_item *it, const toml_value *v) {
     } else {
         hale_buf msg;
         hale_buf_init(&msg);
-        cfg_expected(&msg, d);
+        hale_buf_puts(&msg, "expected ");
+        cfg_type_text(&msg, d, false);
         hale_buf_puts(&msg, ", got ");
         if (d->flags & HALE_SETTING_SECRET) hale_buf_puts(&msg, "<redacted>");
         else describe(&msg, v);
