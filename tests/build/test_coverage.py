@@ -35,10 +35,10 @@ def test_table_rows_and_totals():  # R: T3
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     row = {l.split()[0]: l for l in lines if l and not l.startswith("-")}
-    assert "90.0%" in row["runtime/util.c"] and "80.0%" in row["runtime/util.c"]
-    assert "70.0%" in row["runtime/auth.c"] and "50.0%" in row["runtime/auth.c"]
+    assert "90.0%" in row["runtime/common/util.c"] and "80.0%" in row["runtime/common/util.c"]
+    assert "70.0%" in row["runtime/service/auth.c"] and "50.0%" in row["runtime/service/auth.c"]
     # no branches: 100 %, not a division by zero
-    assert row["app/kv_api.c"].split()[1] == "100.0%"
+    assert row["app/api/kv_api.c"].split()[1] == "100.0%"
     assert "160/200" in row["runtime"]  # runtime (total)
     assert "210/250" in row["total"] and "50/70" in row["total"]
 
@@ -48,19 +48,19 @@ def test_floor_pass_and_fail():  # R: T3
         s = summary(tmp, FILES)
         floor = os.path.join(tmp, "floor.txt")
         with open(floor, "w") as f:
-            f.write("# module lines branches\nruntime/util.c 90 80\nruntime/auth.c 70 50\napp/kv_api.c 100 0\n")
+            f.write("# module lines branches\nruntime/common/util.c 90 80\nruntime/service/auth.c 70 50\napp/api/kv_api.c 100 0\n")
         ok = run(s, "--floor", floor)
         assert ok.returncode == 0, ok.stdout
         assert "0 below their floor" in ok.stdout
         with open(floor, "w") as f:
-            f.write("runtime/util.c 90.5 80\nruntime/auth.c 70 50.1\n")
+            f.write("runtime/common/util.c 90.5 80\nruntime/service/auth.c 70 50.1\n")
         bad = run(s, "--floor", floor, "--totals-only")
         assert bad.returncode == 1
-        assert "BELOW FLOOR runtime/util.c: lines 90.0% < floor 90.5%" in bad.stdout
-        assert "BELOW FLOOR runtime/auth.c: branches 50.0% < floor 50.1%" in bad.stdout
-        assert "app/kv_api.c has no floor" in bad.stdout  # reported, not a failure by itself
+        assert "BELOW FLOOR runtime/common/util.c: lines 90.0% < floor 90.5%" in bad.stdout
+        assert "BELOW FLOOR runtime/service/auth.c: branches 50.0% < floor 50.1%" in bad.stdout
+        assert "app/api/kv_api.c has no floor" in bad.stdout  # reported, not a failure by itself
         # --totals-only: no per-module rows
-        assert not [l for l in bad.stdout.splitlines() if l.startswith("runtime/util.c ")]
+        assert not [l for l in bad.stdout.splitlines() if l.startswith("runtime/common/util.c ")]
         # a module with a floor that vanished (renamed) fails
         with open(floor, "w") as f:
             f.write("runtime/gone.c 10 10\n")
@@ -69,7 +69,7 @@ def test_floor_pass_and_fail():  # R: T3
         assert "runtime/gone.c: has a floor but is not in the report" in gone.stdout
         # a malformed floor line is an error naming the line
         with open(floor, "w") as f:
-            f.write("runtime/util.c ninety 80\n")
+            f.write("runtime/common/util.c ninety 80\n")
         mal = run(s, "--floor", floor)
         assert mal.returncode != 0 and "floor.txt:1" in mal.stderr
 

@@ -86,6 +86,15 @@ def test_a_url_of_a_missing_backend_exits_78_with_a_clear_error(var, url, what):
         assert not os.path.exists(os.path.join(d, "hale.db"))
 
 
+# R: D2 F5
+def test_copy_on_a_build_without_postgresql_exits_78():
+    with tempfile.TemporaryDirectory() as d:
+        env = clean_env(APP_DATABASE__SQLITE_PATH=os.path.join(d, "hale.db"))
+        r = run(SQLITE, "copy", "--to", "postgres://db.example/hale", env=env, cwd=d)
+        assert r.returncode == 78, (r.returncode, r.stdout, r.stderr)
+        assert "built without PostgreSQL" in r.stderr, r.stderr
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -410,8 +410,9 @@ done:
 
 int kv_copy(const kv_copy_defaults *cfg, int argc, char **argv, FILE *out, FILE *errs) {
     (void)cfg; (void)argc; (void)argv; (void)out;
-    fprintf(errs, "hale copy: this hale was built without PostgreSQL support (libpq)\n");
-    return HALE_EXIT_FATAL;
+    fprintf(errs, "hale copy: this hale was built without PostgreSQL support (libpq), "
+                  "so it has nothing to copy to\n");
+    return HALE_EXIT_CONFIG; /* like any other setting this build cannot honour */
 }
 
 #endif
