@@ -82,6 +82,51 @@ static void test_bad_templates(void **state) {
     hale_router_free(r);
 }
 
+/* A route that an earlier one hides (a repeat, whatever its capture
+ * names, or a literal where the earlier has a capture) could never match,
+ * and a capture named twice would make hale_req_param ambiguous: all are
+ * refused with a clear error, and the router is left as it was. Another
+ * method, a longer template, or a capture after a literal is fine.
+ * R: A8 */
+static void test_unreachable_routes(void **state) {
+    (void)state;
+    hale_router *r = make();
+    char err[200];
+    size_t n = hale_router_count(r);
+    hale_route again = {.method = "GET", .tmpl = "/v1/kv/{key}", .fn = noop};
+    assert_int_equal(hale_router_add(r, &again, err, sizeof err), -1);
+    assert_string_equal(err, "route GET /v1/kv/{key} could never match: GET /v1/kv/{key}, "
+                             "registered first, matches all its requests");
+    hale_route renamed = {.method = "PUT", .tmpl = "/v1/kv/{name}", .fn = noop};
+    assert_int_equal(hale_router_add(r, &renamed, err, sizeof err), -1);
+    assert_non_null(strstr(err, ": PUT /v1/kv/{key}, registered first"));
+    hale_route hidden = {.method = "GET", .tmpl = "/v1/kv/all", .fn = noop};
+    assert_int_equal(hale_router_add(r, &hidden, err, sizeof err), -1);
+    assert_non_null(strstr(err, "route GET /v1/kv/all could never match: GET /v1/kv/{key}"));
+    hale_route twice = {.method = "GET", .tmpl = "/c/{x}/d/{x}", .fn = noop};
+    assert_int_equal(hale_router_add(r, &twice, err, sizeof err), -1);
+    assert_string_equal(err, "capture {x} appears twice: /c/{x}/d/{x}");
+    hale_route root = {.method = "GET", .tmpl = "/", .fn = noop};
+    assert_int_equal(hale_router_add(r, &root, err, sizeof err), -1);
+    assert_int_equal(hale_router_count(r), n);
+    hale_route patch = {.method = "PATCH", .tmpl = "/v1/kv/{key}", .fn = noop};
+    hale_route longer = {.method = "GET", .tmpl = "/v1/kv/{key}/meta", .fn = noop};
+    hale_route literal = {.method = "GET", .tmpl = "/x/all", .fn = noop};
+    hale_route capture = {.method = "GET", .tmpl = "/x/{any}", .fn = noop};
+    assert_int_equal(hale_router_add(r, &patch, err, sizeof err), 0);
+    assert_int_equal(hale_router_add(r, &longer, err, sizeof err), 0);
+    assert_int_equal(hale_router_add(r, &literal, err, sizeof err), 0);
+    assert_int_equal(hale_router_add(r, &capture, err, sizeof err), 0);
+    assert_int_equal(hale_router_count(r), n + 4);
+    hale_route_match mt;
+    assert_int_equal(m(r, "PATCH", "/v1/kv/a", &mt), HALE_MATCH_OK);
+    assert_int_equal(m(r, "GET", "/x/all", &mt), HALE_MATCH_OK);
+    assert_string_equal(mt.route->tmpl, "/x/all");
+    assert_int_equal(m(r, "GET", "/x/other", &mt), HALE_MATCH_OK);
+    assert_string_equal(mt.route->tmpl, "/x/{any}");
+    hale_router_free(r);
+}
+
 /* R: A5 */
 static void test_percent_decode(void **state) {
     (void)state;
@@ -123,6 +168,7 @@ int main(void) {
         cmocka_unit_test(test_match_templates),
         cmocka_unit_test(test_not_found_and_method),
         cmocka_unit_test(test_bad_templates),
+        cmocka_unit_test(test_unreachable_routes),
         cmocka_unit_test(test_percent_decode),
         cmocka_unit_test(test_query_get),
     };

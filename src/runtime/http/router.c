@@ -4,6 +4,7 @@
 #include "router.h"
 #include "util.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,36 @@ static int split_template(entry *e, char *err, size_t errlen) {
     return 0;
 }
 
+/* True when every request that new_e matches is matched by first (same
+ * method; segment by segment, first has a capture or the same literal):
+ * registered later, new_e could never be reached, since the first
+ * registered route wins. */
+static bool covers(const entry *first, const entry *new_e) {
+    if (strcmp(first->route.method, new_e->route.method) != 0 || first->nsegs != new_e->nsegs)
+        return false;
+    for (size_t k = 0; k < first->nsegs; k++) {
+        const seg *x = &first->segs[k], *y = &new_e->segs[k];
+        if (x->capture) continue;
+        if (y->capture || x->n != y->n || memcmp(x->s, y->s, x->n) != 0) return false;
+    }
+    return true;
+}
+
+/* Refuses a template that names one capture twice (which one would
+ * hale_req_param answer?) or that a route already registered hides. */
+static int check_reachable(const hale_router *r, const entry *e, char *err, size_t errlen) {
+    for (size_t i = 0; i < e->nsegs; i++)
+        for (size_t j = i + 1; j < e->nsegs; j++)
+            if (e->segs[i].capture && e->segs[j].capture && strcmp(e->segs[i].s, e->segs[j].s) == 0)
+                return hale_err(err, errlen, "capture {%s} appears twice: %s", e->segs[i].s, e->tmpl_copy);
+    for (size_t k = 0; k < r->n; k++)
+        if (covers(&r->v[k], e))
+            return hale_err(err, errlen, "route %s %s could never match: %s %s, registered first, "
+                            "matches all its requests", e->route.method, e->tmpl_copy,
+                            r->v[k].route.method, r->v[k].route.tmpl);
+    return 0;
+}
+
 int hale_router_add(hale_router *r, const hale_route *route, char *err, size_t errlen) {
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 8;
@@ -81,7 +112,7 @@ int hale_router_add(hale_router *r, const hale_route *route, char *err, size_t e
     e->route.tmpl = e->tmpl_copy;
     e->route.method = xstrdup(route->method);
     e->route.index = (unsigned)r->n;
-    if (split_template(e, err, errlen) != 0) {
+    if (split_template(e, err, errlen) != 0 || check_reachable(r, e, err, errlen) != 0) {
         for (size_t k = 0; k < e->nsegs; k++)
             if (e->segs[k].capture) free((char *)e->segs[k].s);
         free(e->tmpl_copy);

@@ -70,8 +70,11 @@ hale_router *hale_router_new(void);
 void hale_router_free(hale_router *r);
 
 /** Registers a route (copied). Returns 0, or -1 with err for a malformed
- * template (must start with '/', captures must be whole segments, at most
- * HALE_ROUTE_MAX_PARAMS). */
+ * template (must start with '/', captures must be whole segments with
+ * distinct names, at most HALE_ROUTE_MAX_PARAMS), or for a route that one
+ * registered before hides (the same method, and a capture or the same
+ * literal in every segment: the first registered route wins, so it could
+ * never match). */
 int hale_router_add(hale_router *r, const hale_route *route, char *err, size_t errlen);
 
 /** Matches the path (no query string, length n). Thread-safe. */
