@@ -166,7 +166,7 @@ void hale_buf_json_escape(hale_buf *b, const char *s, size_t n) {
         case '\t': hale_buf_append(b, "\\t", 2); i++; continue;
         default: break;
         }
-        if (c < 0x20 || c == 0x7F) {
+        if (c < 0x20) {
             hale_buf_printf(b, "\\u%04x", c);
             i++;
             continue;
