@@ -80,47 +80,41 @@ def test_every_include_resolves_inside_src_or_is_a_library():
     assert not missing, "quoted includes must name a header of src/:\n" + "\n".join(missing)
 
 
-def test_runtime_never_includes_the_app():
+def edges():
+    """(including file, header name, header file) for every quoted include
+    that names a header of src/."""
     by_name = headers()
-    bad = []
     for p in sources():
-        if not folder(p).startswith("runtime"):
-            continue
         for h in includes(p):
             for target in by_name.get(h, []):
-                if folder(target).startswith("app"):
-                    bad.append(f"{os.path.relpath(p, ROOT)} includes {os.path.relpath(target, ROOT)}")
+                yield p, h, target
+
+
+def rel(p):
+    return os.path.relpath(p, ROOT)
+
+
+def test_runtime_never_includes_the_app():
+    bad = [f"{rel(p)} includes {rel(t)}" for p, _, t in edges()
+           if folder(p).startswith("runtime") and folder(t).startswith("app")]
     assert not bad, "\n".join(bad)
 
 
 def test_internal_headers_stay_in_their_folder():
-    by_name = headers()
-    bad = []
-    for p in sources():
-        for h in includes(p):
-            if not re.search(r"_int(ernal)?\.h$", h):
-                continue
-            for target in by_name.get(h, []):
-                if folder(target) != folder(p):
-                    bad.append(f"{os.path.relpath(p, ROOT)} includes {os.path.relpath(target, ROOT)}")
+    bad = [f"{rel(p)} includes {rel(t)}" for p, h, t in edges()
+           if re.search(r"_int(ernal)?\.h$", h) and folder(t) != folder(p)]
     assert not bad, "an internal header is for its own folder only:\n" + "\n".join(bad)
 
 
+def allowed(mine, theirs):
+    assert mine in ALLOWED, f"{mine}: a folder test_layout.py (and docs/layout.md) does not know"
+    ok = ALLOWED[mine]
+    return theirs == mine or theirs in ok or ("runtime/*" in ok and theirs.startswith("runtime/"))
+
+
 def test_folders_depend_in_the_documented_order():
-    by_name = headers()
-    bad = []
-    for p in sources():
-        mine = folder(p)
-        assert mine in ALLOWED, f"{mine}: a folder test_layout.py (and docs/layout.md) does not know"
-        allowed = ALLOWED[mine]
-        for h in includes(p):
-            for target in by_name.get(h, []):
-                theirs = folder(target)
-                if theirs == mine or theirs in allowed:
-                    continue
-                if "runtime/*" in allowed and theirs.startswith("runtime/"):
-                    continue
-                bad.append(f"{os.path.relpath(p, ROOT)} ({mine}) includes {h} ({theirs})")
+    bad = [f"{rel(p)} ({folder(p)}) includes {h} ({folder(t)})" for p, h, t in edges()
+           if not allowed(folder(p), folder(t))]
     assert not bad, "\n".join(bad)
 
 
