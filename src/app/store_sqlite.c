@@ -150,6 +150,7 @@ static void run_batch(sq_store *s, wop *batch) {
 
 static void *writer_main(void *arg) {
     sq_store *s = arg;
+    hale_thread_name("hale-writer");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->have_work, &s->mu);
