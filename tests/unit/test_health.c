@@ -1,5 +1,5 @@
 /* Tests for src/runtime/health.c and health_http.c: the availability state
- * machine and its transitions (R: H2, L1), check threads (a failing or slow
+ * machine and its transitions (R: H2, L1), checks on a timer thread (a failing or slow
  * required check turns readiness off, an optional one does not, R: H2, Y5),
  * the liveness watchdog (R: H1), the JSON detail and its public form
  * without error text (R: H4, Y7) and the probe endpoints over a real
@@ -13,7 +13,9 @@
 #include <stdatomic.h>
 
 #include "health.h"
+#include "health_int.h"
 #include "http_fixture.h"
+#include "timer.h"
 #include "util.h"
 
 static pthread_mutex_t tmu = PTHREAD_MUTEX_INITIALIZER;
@@ -62,6 +64,30 @@ static int dep_check(void *arg, char *err, size_t errlen) {
     if (slow) usleep((useconds_t)slow * 1000);
     if (atomic_load(&d->fail)) return hale_err(err, errlen, "connect to db.internal:5432 refused");
     return 0;
+}
+
+/* The name of the thread a check ran on last (/proc/thread-self/comm). */
+static pthread_mutex_t nmu = PTHREAD_MUTEX_INITIALIZER;
+static char ran_on[32];
+
+static int named_check(void *arg, char *err, size_t errlen) {
+    char comm[32] = "";
+    FILE *f = fopen("/proc/thread-self/comm", "r");
+    if (f) {
+        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+    }
+    pthread_mutex_lock(&nmu);
+    snprintf(ran_on, sizeof ran_on, "%s", comm);
+    pthread_mutex_unlock(&nmu);
+    return dep_check(arg, err, errlen);
+}
+
+static bool ran_on_is(const char *name) {
+    pthread_mutex_lock(&nmu);
+    bool yes = !strcmp(ran_on, name);
+    pthread_mutex_unlock(&nmu);
+    return yes;
 }
 
 static int silent_fail(void *arg, char *err, size_t errlen) {
@@ -186,6 +212,42 @@ static void test_slow_check_times_out(void **st) {
     hale_health_free(h2);
 }
 
+/* R: H2 - with the service's timer attached, every check is a task of it
+ * (one thread, "hale-timer", shared with other work): a slow check delays
+ * the other one but readiness still turns off while it overruns; stopping
+ * the checks takes them off the timer, which keeps running */
+static void test_checks_share_the_timer(void **st) {
+    (void)st;
+    dep db = {0}, cache = {0};
+    hale_timer *t = hale_timer_new();
+    assert_int_equal(hale_timer_start(t, NULL, 0), 0);
+    hale_health *h = hale_health_new(NULL, NULL);
+    hale_health_use_timer(h, t);
+    assert_int_equal(hale_health_add_check(h, "store", named_check, &db, 10, 50, true), 0);
+    assert_int_equal(hale_health_add_check(h, "redis", dep_check, &cache, 10, 1000, false), 0);
+    assert_int_equal(hale_health_start(h, NULL, 0), 0);
+    EVENTUALLY(atomic_load(&db.runs) >= 2 && atomic_load(&cache.runs) >= 2);
+    EVENTUALLY(ran_on_is("hale-timer"));
+    hale_health_set_started(h);
+    assert_true(hale_health_ready(h));
+    /* one slow run of the store check: readiness off while it overruns,
+     * and the redis check waits for it (one thread) */
+    atomic_store(&db.slow_ms, 400);
+    EVENTUALLY(!hale_health_ready(h));
+    int cache_runs = atomic_load(&cache.runs);
+    usleep(150000); /* still inside the 400 ms run */
+    assert_true(atomic_load(&cache.runs) <= cache_runs + 1);
+    atomic_store(&db.slow_ms, 0);
+    EVENTUALLY(hale_health_ready(h));
+    EVENTUALLY(atomic_load(&cache.runs) >= cache_runs + 3); /* delayed, not dropped */
+    hale_health_stop_checks(h);
+    int runs = atomic_load(&db.runs);
+    usleep(60000);
+    assert_int_equal(atomic_load(&db.runs), runs); /* off the timer */
+    hale_health_free(h);
+    hale_timer_free(t);
+}
+
 /* R: H2 - at most 8 checks; a never-run check is "unknown" */
 static void test_check_limit(void **st) {
     (void)st;
@@ -297,6 +359,7 @@ int main(void) {
         cmocka_unit_test(test_states_without_checks),
         cmocka_unit_test(test_checks_drive_readiness),
         cmocka_unit_test(test_slow_check_times_out),
+        cmocka_unit_test(test_checks_share_the_timer),
         cmocka_unit_test(test_check_limit),
         cmocka_unit_test(test_probe_endpoints),
     };
