@@ -1,6 +1,6 @@
 /* sd_notify: see systemd.h. One datagram socket per process, unconnected:
  * each message is a sendto() to the address parsed once at creation, so
- * the check threads, the watchdog and the main thread may all send. */
+ * the timer thread (checks), the watchdog and the main thread may all send. */
 #include "systemd.h"
 #include "util.h"
 
