@@ -248,6 +248,49 @@ static void test_checks_share_the_timer(void **st) {
     hale_timer_free(t);
 }
 
+static void noop_task(void *arg) { (void)arg; }
+
+/* R: H2 - a timer with no room (or stopped) fails the start with a reason
+ * and leaves none of the checks on it; a timer attached after the start is
+ * ignored */
+static void test_start_without_room(void **st) {
+    (void)st;
+    dep db = {0};
+    hale_timer *t = hale_timer_new();
+    int ids[HALE_TIMER_MAX_TASKS];
+    for (int i = 0; i < HALE_TIMER_MAX_TASKS - 1; i++)
+        ids[i] = hale_timer_every(t, "filler", 60000, noop_task, NULL);
+    hale_health *h = hale_health_new(NULL, NULL);
+    hale_health_use_timer(h, t);
+    assert_int_equal(hale_health_add_check(h, "store", dep_check, &db, 10, 1000, true), 0);
+    assert_int_equal(hale_health_add_check(h, "redis", dep_check, &db, 10, 1000, false), 0);
+    char err[128] = "";
+    assert_int_equal(hale_health_start(h, err, sizeof err), -1);
+    assert_non_null(strstr(err, "check redis"));
+    /* "store" got the last slot and gave it back */
+    ids[HALE_TIMER_MAX_TASKS - 1] = hale_timer_every(t, "last", 60000, noop_task, NULL);
+    assert_true(ids[HALE_TIMER_MAX_TASKS - 1] >= 0);
+    assert_int_equal(hale_timer_start(t, NULL, 0), 0);
+    usleep(50000);
+    assert_int_equal(atomic_load(&db.runs), 0);
+    hale_timer_cancel(t, ids[0]);
+    hale_timer_cancel(t, ids[1]);
+    assert_int_equal(hale_health_start(h, err, sizeof err), 0);
+    EVENTUALLY(atomic_load(&db.runs) >= 2);
+    hale_timer *other = hale_timer_new();
+    hale_health_use_timer(h, other); /* running: ignored */
+    hale_health_stop_checks(h);
+    hale_timer_free(other);
+    hale_timer_stop(t);
+    hale_health *h2 = hale_health_new(NULL, NULL);
+    hale_health_use_timer(h2, t);
+    assert_int_equal(hale_health_add_check(h2, "store", dep_check, &db, 10, 1000, true), 0);
+    assert_int_equal(hale_health_start(h2, err, sizeof err), -1); /* a stopped timer takes none */
+    hale_health_free(h2);
+    hale_health_free(h);
+    hale_timer_free(t);
+}
+
 /* R: H2 - at most 8 checks; a never-run check is "unknown" */
 static void test_check_limit(void **st) {
     (void)st;
@@ -360,6 +403,7 @@ int main(void) {
         cmocka_unit_test(test_checks_drive_readiness),
         cmocka_unit_test(test_slow_check_times_out),
         cmocka_unit_test(test_checks_share_the_timer),
+        cmocka_unit_test(test_start_without_room),
         cmocka_unit_test(test_check_limit),
         cmocka_unit_test(test_probe_endpoints),
     };
