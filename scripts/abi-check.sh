@@ -57,9 +57,17 @@ fi
 tmp=$(mktemp -d /tmp/hale-abi.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 abidw "${abiargs[@]}" --out-file "$tmp/current.abi" "$lib"
+# Only the installed headers (HALE_PUBLIC_HEADERS) make types public: an
+# opaque type (hale_health, hale_service: declared there, defined in a .c)
+# is not ABI, and abidiff ignores changes to types no public header defines.
+mkdir "$tmp/include"
+sed -n '/^set(HALE_PUBLIC_HEADERS/,/)/p' cmake/library.cmake | grep -o 'src/runtime/[a-z_/]*\.h' |
+  while read -r h; do cp "$h" "$tmp/include/"; done
+[[ -n $(ls "$tmp/include") ]] || { echo "abi-check: no public headers found in cmake/library.cmake" >&2; exit 1; }
+hd=(--hd1 "$tmp/include" --hd2 "$tmp/include")
 rc=0
-abidiff --no-added-syms "$baseline" "$tmp/current.abi" >"$tmp/diff.txt" 2>&1 || rc=$?
-abidiff "$baseline" "$tmp/current.abi" >"$tmp/full.txt" 2>&1 || true
+abidiff "${hd[@]}" --no-added-syms "$baseline" "$tmp/current.abi" >"$tmp/diff.txt" 2>&1 || rc=$?
+abidiff "${hd[@]}" "$baseline" "$tmp/current.abi" >"$tmp/full.txt" 2>&1 || true
 if ((rc & 3)); then
   cat "$tmp/diff.txt" >&2
   echo "abi-check: FAIL: abidiff could not compare (status $rc)" >&2

@@ -52,9 +52,17 @@ kv_store *app_open_store(const app_store_cfg *cfg, char *err, size_t errlen);
  * is open: "store" (the database; required) and, when cfg->redis_url is set, "redis"
  * (required only when cfg->redis_required). Each run reads the store from
  * *store (NULL until open: the check fails with "not open yet"); the slot
- * must outlive h's check threads. Both checks double as their breaker's
- * probe, so readiness recovers with no traffic. Returns 0, or -1 when the
- * health module has no room left. */
+ * must outlive h's checks. Both checks double as their breaker's probe, so
+ * readiness recovers with no traffic. Returns 0, or -1 when the health
+ * module has no room left.
+ * The checks share the runtime's one timer thread (health.h), so each
+ * bounds itself: "store" on PostgreSQL waits for a pooled connection and
+ * its query within statement_timeout + KV_PG_GRACE_MS (store_pg.c
+ * deadline()); on SQLite it is one local read, within the reader's 5 s
+ * busy timeout; "redis" is a PING (after an outage, first the remembered
+ * deletes, a bounded number of batched commands stopping at the first
+ * failure), each command within redis.timeout (hiredis socket timeouts).
+ * A run longer than database.check_timeout fails readiness at once. */
 int app_backends_add_checks(hale_health *h, _Atomic(kv_store *) *store, const app_store_cfg *cfg);
 
 /* Registers the store's metrics (hale_store_info, and the hale_db_*,

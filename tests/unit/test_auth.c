@@ -113,7 +113,7 @@ static void test_check_over_http(void **st) {
     (void)st;
     hale_metrics *reg = hale_metrics_new();
     hale_auth *a = hale_auth_new("k-one\nk-two\n", NULL, 0, reg);
-    assert_int_equal(hale_auth_start(a, NULL, 0), 0); /* no file: no thread */
+    assert_int_equal(hale_auth_start(a, NULL, NULL, 0), 0); /* no file: no task */
     hale_router *r = hale_router_new();
     hale_route guarded = {.method = "GET", .tmpl = "/v1/x", .fn = h_ok, .flags = HALE_ROUTE_AUTH};
     hale_route open = {.method = "GET", .tmpl = "/health", .fn = h_ok};
@@ -169,8 +169,9 @@ static void test_no_keys_is_open(void **st) {
     hale_metrics_free(reg);
 }
 
-/* R: A9 - the reload thread picks up a rotated file by itself; a file too
- * large is refused (counted) and the keys stay; a removed file keeps them */
+/* R: A9 - the reload task on the timer picks up a rotated file by itself;
+ * a file too large is refused (counted) and the keys stay; a removed file
+ * keeps them; freeing the auth takes its task off the timer */
 static void test_reload_thread_and_limits(void **st) {
     (void)st;
     char dir[] = "/tmp/hale-auth-XXXXXX";
@@ -180,8 +181,13 @@ static void test_reload_thread_and_limits(void **st) {
     swap_file(path, "first\n");
     hale_metrics *reg = hale_metrics_new();
     hale_auth *a = hale_auth_new("first\n", path, 20, reg);
-    assert_int_equal(hale_auth_start(a, NULL, 0), 0);
-    assert_int_equal(hale_auth_start(a, NULL, 0), 0); /* once */
+    char err[128];
+    assert_int_equal(hale_auth_start(a, NULL, err, sizeof err), -1); /* a file needs a timer */
+    assert_non_null(strstr(err, "no timer"));
+    hale_timer *t = hale_timer_new();
+    assert_int_equal(hale_timer_start(t, err, sizeof err), 0);
+    assert_int_equal(hale_auth_start(a, t, err, sizeof err), 0);
+    assert_int_equal(hale_auth_start(a, t, err, sizeof err), 0); /* once */
     swap_file(path, "second\nthird\n");
     for (int i = 0; i < 500 && hale_auth_key_count(a) != 2; i++) usleep(10000); /* bounded */
     assert_int_equal(hale_auth_key_count(a), 2);
@@ -200,7 +206,9 @@ static void test_reload_thread_and_limits(void **st) {
     usleep(60000);
     assert_int_equal(hale_auth_reload(a), 0);
     assert_int_equal(hale_auth_key_count(a), 2);
-    hale_auth_free(a);
+    hale_auth_free(a); /* the timer still runs: the task is gone with a */
+    usleep(60000);
+    hale_timer_free(t);
     hale_metrics_free(reg);
     rmdir(dir);
 }

@@ -1,5 +1,5 @@
 /* Tests for src/runtime/health/health.c and health_http.c: the availability state
- * machine and its transitions (R: H2, L1), check threads (a failing or slow
+ * machine and its transitions (R: H2, L1), checks on a timer thread (a failing or slow
  * required check turns readiness off, an optional one does not, R: H2, Y5),
  * the liveness watchdog (R: H1), the JSON detail and its public form
  * without error text (R: H4, Y7) and the probe endpoints over a real
@@ -14,6 +14,7 @@
 
 #include "health.h"
 #include "http_fixture.h"
+#include "timer.h"
 #include "util.h"
 
 static pthread_mutex_t tmu = PTHREAD_MUTEX_INITIALIZER;
@@ -62,6 +63,30 @@ static int dep_check(void *arg, char *err, size_t errlen) {
     if (slow) usleep((useconds_t)slow * 1000);
     if (atomic_load(&d->fail)) return hale_err(err, errlen, "connect to db.internal:5432 refused");
     return 0;
+}
+
+/* The name of the thread a check ran on last (/proc/thread-self/comm). */
+static pthread_mutex_t nmu = PTHREAD_MUTEX_INITIALIZER;
+static char ran_on[32];
+
+static int named_check(void *arg, char *err, size_t errlen) {
+    char comm[32] = "";
+    FILE *f = fopen("/proc/thread-self/comm", "r");
+    if (f) {
+        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+    }
+    pthread_mutex_lock(&nmu);
+    snprintf(ran_on, sizeof ran_on, "%s", comm);
+    pthread_mutex_unlock(&nmu);
+    return dep_check(arg, err, errlen);
+}
+
+static bool ran_on_is(const char *name) {
+    pthread_mutex_lock(&nmu);
+    bool yes = !strcmp(ran_on, name);
+    pthread_mutex_unlock(&nmu);
+    return yes;
 }
 
 static int silent_fail(void *arg, char *err, size_t errlen) {
@@ -186,6 +211,85 @@ static void test_slow_check_times_out(void **st) {
     hale_health_free(h2);
 }
 
+/* R: H2 - with the service's timer attached, every check is a task of it
+ * (one thread, "hale-timer", shared with other work): a slow check delays
+ * the other one but readiness still turns off while it overruns; stopping
+ * the checks takes them off the timer, which keeps running */
+static void test_checks_share_the_timer(void **st) {
+    (void)st;
+    dep db = {0}, cache = {0};
+    hale_timer *t = hale_timer_new();
+    assert_int_equal(hale_timer_start(t, NULL, 0), 0);
+    hale_health *h = hale_health_new(NULL, NULL);
+    hale_health_use_timer(h, t);
+    assert_int_equal(hale_health_add_check(h, "store", named_check, &db, 10, 50, true), 0);
+    assert_int_equal(hale_health_add_check(h, "redis", dep_check, &cache, 10, 1000, false), 0);
+    assert_int_equal(hale_health_start(h, NULL, 0), 0);
+    EVENTUALLY(atomic_load(&db.runs) >= 2 && atomic_load(&cache.runs) >= 2);
+    EVENTUALLY(ran_on_is("hale-timer"));
+    hale_health_set_started(h);
+    assert_true(hale_health_ready(h));
+    /* one slow run of the store check: readiness off while it overruns,
+     * and the redis check waits for it (one thread) */
+    atomic_store(&db.slow_ms, 400);
+    EVENTUALLY(!hale_health_ready(h));
+    int cache_runs = atomic_load(&cache.runs);
+    usleep(150000); /* still inside the 400 ms run */
+    assert_true(atomic_load(&cache.runs) <= cache_runs + 1);
+    atomic_store(&db.slow_ms, 0);
+    EVENTUALLY(hale_health_ready(h));
+    EVENTUALLY(atomic_load(&cache.runs) >= cache_runs + 3); /* delayed, not dropped */
+    hale_health_stop_checks(h);
+    int runs = atomic_load(&db.runs);
+    usleep(60000);
+    assert_int_equal(atomic_load(&db.runs), runs); /* off the timer */
+    hale_health_free(h);
+    hale_timer_free(t);
+}
+
+static void noop_task(void *arg) { (void)arg; }
+
+/* R: H2 - a timer with no room (or stopped) fails the start with a reason
+ * and leaves none of the checks on it; a timer attached after the start is
+ * ignored */
+static void test_start_without_room(void **st) {
+    (void)st;
+    dep db = {0};
+    hale_timer *t = hale_timer_new();
+    int ids[HALE_TIMER_MAX_TASKS];
+    for (int i = 0; i < HALE_TIMER_MAX_TASKS - 1; i++)
+        ids[i] = hale_timer_every(t, "filler", 60000, noop_task, NULL);
+    hale_health *h = hale_health_new(NULL, NULL);
+    hale_health_use_timer(h, t);
+    assert_int_equal(hale_health_add_check(h, "store", dep_check, &db, 10, 1000, true), 0);
+    assert_int_equal(hale_health_add_check(h, "redis", dep_check, &db, 10, 1000, false), 0);
+    char err[128] = "";
+    assert_int_equal(hale_health_start(h, err, sizeof err), -1);
+    assert_non_null(strstr(err, "check redis"));
+    /* "store" got the last slot and gave it back */
+    ids[HALE_TIMER_MAX_TASKS - 1] = hale_timer_every(t, "last", 60000, noop_task, NULL);
+    assert_true(ids[HALE_TIMER_MAX_TASKS - 1] >= 0);
+    assert_int_equal(hale_timer_start(t, NULL, 0), 0);
+    usleep(50000);
+    assert_int_equal(atomic_load(&db.runs), 0);
+    hale_timer_cancel(t, ids[0]);
+    hale_timer_cancel(t, ids[1]);
+    assert_int_equal(hale_health_start(h, err, sizeof err), 0);
+    EVENTUALLY(atomic_load(&db.runs) >= 2);
+    hale_timer *other = hale_timer_new();
+    hale_health_use_timer(h, other); /* running: ignored */
+    hale_health_stop_checks(h);
+    hale_timer_free(other);
+    hale_timer_stop(t);
+    hale_health *h2 = hale_health_new(NULL, NULL);
+    hale_health_use_timer(h2, t);
+    assert_int_equal(hale_health_add_check(h2, "store", dep_check, &db, 10, 1000, true), 0);
+    assert_int_equal(hale_health_start(h2, err, sizeof err), -1); /* a stopped timer takes none */
+    hale_health_free(h2);
+    hale_health_free(h);
+    hale_timer_free(t);
+}
+
 /* R: H2 - at most 8 checks; a never-run check is "unknown" */
 static void test_check_limit(void **st) {
     (void)st;
@@ -297,6 +401,8 @@ int main(void) {
         cmocka_unit_test(test_states_without_checks),
         cmocka_unit_test(test_checks_drive_readiness),
         cmocka_unit_test(test_slow_check_times_out),
+        cmocka_unit_test(test_checks_share_the_timer),
+        cmocka_unit_test(test_start_without_room),
         cmocka_unit_test(test_check_limit),
         cmocka_unit_test(test_probe_endpoints),
     };

@@ -51,7 +51,7 @@ static void test_full_queue_answers_unavailable_at_once(void **st) {
     pthread_cond_init(&g.cv, NULL);
     for (int i = 0; i < 16; i++) atomic_store(&answered[i], 0);
     char err[128];
-    kv_async *a = kv_async_new(1, 2, run_gated, &g, err, sizeof err);
+    kv_async *a = kv_async_new("t-async", 1, 2, run_gated, &g, err, sizeof err);
     assert_non_null(a);
     kv_async_submit(a, op_n(0));
     pthread_mutex_lock(&g.mu); /* op 0 is running, so the queue is empty */
@@ -80,7 +80,7 @@ static void test_many_threads_every_op_answered_once(void **st) {
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
     char err[128];
-    kv_async *a = kv_async_new(4, 1024, run_gated, &g, err, sizeof err);
+    kv_async *a = kv_async_new("t-async", 4, 1024, run_gated, &g, err, sizeof err);
     assert_non_null(a);
     for (int i = 0; i < 16; i++) atomic_store(&answered[i], 0);
     for (int i = 0; i < 16; i++) kv_async_submit(a, op_n(i));

@@ -356,7 +356,7 @@ kv_store *kv_cache_open(kv_store *backend, const kv_cache_opts *o, char *err, si
     pthread_mutex_init(&c->emu, NULL);
     c->pending = xcalloc(PENDING_MAX, sizeof *c->pending);
     c->pending_len = xcalloc(PENDING_MAX, sizeof *c->pending_len);
-    c->async = kv_async_new(o->pool_size ? o->pool_size : 1, 1024, kvc_write_step, c, err, errlen);
+    c->async = kv_async_new("hale-redis", o->pool_size ? o->pool_size : 1, 1024, kvc_write_step, c, err, errlen);
     if (!c->async) {
         c->backend = NULL; /* the caller keeps it */
         c_close(&c->base);

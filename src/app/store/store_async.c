@@ -3,6 +3,7 @@
 #include "store_async.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct kv_async {
@@ -15,11 +16,14 @@ struct kv_async {
     bool stopping;
     unsigned nthreads;
     pthread_t *threads;
+    char name[12];      /* thread name prefix */
+    unsigned named;     /* threads named so far (under mu) */
 };
 
 static void *worker(void *arg) {
     kv_async *a = arg;
     pthread_mutex_lock(&a->mu);
+    hale_thread_name("%s%u", a->name, a->named++);
     for (;;) {
         while (!a->count && !a->stopping) pthread_cond_wait(&a->have_work, &a->mu);
         if (!a->count) break; /* stopping, and nothing left */
@@ -34,9 +38,10 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-kv_async *kv_async_new(unsigned threads, unsigned capacity, kv_async_run run, void *ctx,
-                       char *err, size_t errlen) {
+kv_async *kv_async_new(const char *name, unsigned threads, unsigned capacity, kv_async_run run,
+                       void *ctx, char *err, size_t errlen) {
     kv_async *a = xcalloc(1, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
     a->run = run;
     a->ctx = ctx;
     a->cap = capacity ? capacity : 1;

@@ -20,9 +20,10 @@ typedef struct kv_async kv_async;
 
 typedef void (*kv_async_run)(void *ctx, kv_op *op);
 
-/* NULL with err when a thread cannot be started. */
-kv_async *kv_async_new(unsigned threads, unsigned capacity, kv_async_run run, void *ctx,
-                       char *err, size_t errlen);
+/* NULL with err when a thread cannot be started. The threads are named
+ * name0, name1... (name: at most 10 bytes, e.g. "hale-pg"). */
+kv_async *kv_async_new(const char *name, unsigned threads, unsigned capacity, kv_async_run run,
+                       void *ctx, char *err, size_t errlen);
 void kv_async_submit(kv_async *a, kv_op *op);
 /* Like submit, but on a full or stopping pool returns false and leaves op
  * with the caller, untouched. */

@@ -393,7 +393,7 @@ kv_store *kv_pg_open(const kv_pg_opts *o, char *err, size_t errlen) {
     /* one completion thread per connection (more would only wait for the
      * pool); the queue bounds what waits behind them */
     unsigned nconn = o->max_connections ? o->max_connections : 1;
-    s->async = kv_async_new(nconn, nconn * 64, pg_run, &s->base, err, errlen);
+    s->async = kv_async_new("hale-pg", nconn, nconn * 64, pg_run, &s->base, err, errlen);
     if (!s->async) goto fail;
     /* one pooled connection now, so that a bad password or missing grant
      * fails the open rather than the first request */

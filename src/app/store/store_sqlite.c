@@ -3,7 +3,7 @@
  * Reads take a connection from a pool (WAL lets them run alongside the
  * writer): a read pops an idle one or opens a new one, and gives it back
  * when done, so the pool grows to the number of reads that ever ran at
- * once (workers + check threads + ...) and a read never fails for want of
+ * once (workers + the timer's check + ...) and a read never fails for want of
  * a slot, however many threads read. Writes go through a single writer thread that applies every
  * queued write in one transaction: concurrent PUTs share one commit and one
  * fsync (group commit), and each caller is answered only after that commit,
@@ -150,6 +150,7 @@ static void run_batch(sq_store *s, wop *batch) {
 
 static void *writer_main(void *arg) {
     sq_store *s = arg;
+    hale_thread_name("hale-writer");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->have_work, &s->mu);

@@ -1,6 +1,9 @@
-/* util: allocation, panics, clocks, buffers. See util.h. */
+/* util: allocation, panics, clocks, timed waits, buffers. See util.h. */
+#define _GNU_SOURCE 1 /* pthread_setname_np */ // NOLINT(bugprone-reserved-identifier)
 #include "util.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +63,29 @@ uint64_t hale_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int hale_cond_init_monotonic(pthread_cond_t *cv) {
+    pthread_condattr_t a;
+    if (pthread_condattr_init(&a) != 0) return -1;
+    int rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC) == 0 && pthread_cond_init(cv, &a) == 0 ? 0 : -1;
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+bool hale_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ns) {
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+                          .tv_nsec = (long)(deadline_ns % 1000000000u)};
+    return pthread_cond_timedwait(cv, mu, &ts) == ETIMEDOUT || hale_now_ns() >= deadline_ns;
+}
+
+void hale_thread_name(const char *fmt, ...) {
+    char name[16]; /* the kernel's limit, NUL included */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    pthread_setname_np(pthread_self(), name);
 }
 
 int hale_err(char *err, size_t errlen, const char *fmt, ...) {

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 
 #ifdef HALE_IN_TREE
+#include <pthread.h>
 /* In-tree only (hale's own sources define HALE_IN_TREE): not part of the
  * installed API, and hidden in libhale (declared before the visibility push). */
 void *xmalloc(size_t n);
@@ -38,6 +39,18 @@ void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+
+/* Condition variables timed on CLOCK_MONOTONIC (a wall-clock step never
+ * stretches or cuts a wait). hale_cond_init_monotonic initialises cv so;
+ * hale_cond_wait_until waits on it (mu held) until signalled or until
+ * deadline_ns (hale_now_ns time) passed, whichever comes first: it returns
+ * true when the deadline passed. Like any condvar wait it may wake early:
+ * callers re-check their predicate in a loop. */
+int hale_cond_init_monotonic(pthread_cond_t *cv);
+bool hale_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ns);
+/* Names the calling thread (pthread_setname_np; what `top -H` and
+ * /proc/PID/task/TID/comm show), printf-style, cut to 15 bytes. */
+void hale_thread_name(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #endif
 
 /* exported by libhale.so (the rest of the library is hidden) */

@@ -1,7 +1,10 @@
-/* health: see health.h. Check threads write results under a small mutex
- * per check; probes read an atomic state computed after every result, so
- * the probe path takes no lock except for the /health detail page. */
+/* health: see health.h. Every check is a task of one timer (timer.h: the
+ * service's, or one of its own); a run writes its result under a small
+ * mutex per check, and probes read an atomic state computed after every
+ * result, so the probe path takes no lock except for the /health detail
+ * page. */
 #include "health.h"
+#include "timer.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,7 +23,7 @@ typedef struct check {
     void *arg;
     unsigned interval_ms, timeout_ms;
     bool required;
-    pthread_t thread;
+    int task;               /* its id on the timer, -1 when not scheduled */
     pthread_mutex_t mu;
     /* results (under mu) */
     int ok;                 /* -1 never ran, 0 failing, 1 passing, 2 degraded (passing) */
@@ -41,10 +44,9 @@ struct hale_health {
     atomic_int state;
     atomic_int started, draining, stopping;
     pthread_mutex_t tmu;    /* serialises transitions */
-    pthread_mutex_t wmu;    /* sleeping check threads */
-    pthread_cond_t wake;
-    bool threads_running;
-    size_t nstarted;          /* check threads created (joined at stop) */
+    hale_timer *timer;      /* runs the checks; NULL until start or use_timer */
+    bool own_timer;         /* made by hale_health_start, freed at stop */
+    bool checks_running;
 };
 
 const char *hale_avail_name(hale_avail a) {
@@ -57,8 +59,6 @@ hale_health *hale_health_new(void (*cb)(hale_avail, hale_avail, const char *, vo
     h->on_transition = cb;
     h->arg = arg;
     pthread_mutex_init(&h->tmu, NULL);
-    pthread_mutex_init(&h->wmu, NULL);
-    pthread_cond_init(&h->wake, NULL);
     return h;
 }
 
@@ -67,14 +67,12 @@ void hale_health_free(hale_health *h) {
     hale_health_stop_checks(h);
     for (size_t i = 0; i < h->nchecks; i++) pthread_mutex_destroy(&h->checks[i].mu);
     pthread_mutex_destroy(&h->tmu);
-    pthread_mutex_destroy(&h->wmu);
-    pthread_cond_destroy(&h->wake);
     free(h);
 }
 
 int hale_health_add_check(hale_health *h, const char *name, hale_check_fn fn, void *arg,
                           unsigned interval_ms, unsigned timeout_ms, bool required) {
-    if (h->nchecks == MAX_CHECKS || h->threads_running) return -1;
+    if (h->nchecks == MAX_CHECKS || h->checks_running) return -1;
     check *c = &h->checks[h->nchecks++];
     memset(c, 0, sizeof *c);
     c->h = h;
@@ -85,6 +83,7 @@ int hale_health_add_check(hale_health *h, const char *name, hale_check_fn fn, vo
     c->timeout_ms = timeout_ms ? timeout_ms : 1000;
     c->required = required;
     c->ok = -1;
+    c->task = -1;
     pthread_mutex_init(&c->mu, NULL);
     return 0;
 }
@@ -151,47 +150,59 @@ static void run_check(check *c) {
     pthread_mutex_unlock(&c->mu);
 }
 
-static void *check_main(void *arg) {
+/* A check's task on the timer: one run, then the state. */
+static void check_task(void *arg) {
     check *c = arg;
-    hale_health *h = c->h;
-    while (!atomic_load(&h->stopping)) {
-        run_check(c);
-        recompute(h);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)c->interval_ms * 1000000u;
-        ts.tv_sec += (time_t)(ns / 1000000000u);
-        ts.tv_nsec = (long)(ns % 1000000000u);
-        pthread_mutex_lock(&h->wmu);
-        if (!atomic_load(&h->stopping)) pthread_cond_timedwait(&h->wake, &h->wmu, &ts);
-        pthread_mutex_unlock(&h->wmu);
+    if (atomic_load(&c->h->stopping)) return;
+    run_check(c);
+    recompute(c->h);
+}
+
+void hale_health_use_timer(hale_health *h, hale_timer *t) {
+    if (!h->checks_running && !h->own_timer) h->timer = t;
+}
+
+/* Takes every check off the timer (a run in progress ends first). */
+static void unschedule(hale_health *h) {
+    for (size_t i = 0; i < h->nchecks; i++) {
+        hale_timer_cancel(h->timer, h->checks[i].task);
+        h->checks[i].task = -1;
     }
-    return NULL;
+    if (h->own_timer) {
+        hale_timer_free(h->timer);
+        h->timer = NULL;
+        h->own_timer = false;
+    }
 }
 
 int hale_health_start(hale_health *h, char *err, size_t errlen) {
-    if (h->threads_running) return 0;
-    for (h->nstarted = 0; h->nstarted < h->nchecks; h->nstarted++) {
-        if (pthread_create(&h->checks[h->nstarted].thread, NULL, check_main, &h->checks[h->nstarted]) != 0) {
-            h->threads_running = true;
-            hale_health_stop_checks(h);
-            return hale_err(err, errlen, "health: cannot start the thread of check %s",
-                            h->checks[h->nstarted].name);
+    if (h->checks_running) return 0;
+    if (!h->timer) {
+        h->timer = hale_timer_new();
+        h->own_timer = true;
+    }
+    for (size_t i = 0; i < h->nchecks; i++) {
+        check *c = &h->checks[i];
+        c->task = hale_timer_every(h->timer, c->name, c->interval_ms, check_task, c);
+        if (c->task < 0) {
+            unschedule(h);
+            return hale_err(err, errlen, "health: no room on the timer for check %s", c->name);
         }
     }
-    h->threads_running = true;
+    if (h->own_timer && hale_timer_start(h->timer, err, errlen) != 0) {
+        unschedule(h);
+        return -1;
+    }
+    h->checks_running = true;
     recompute(h);
     return 0;
 }
 
 void hale_health_stop_checks(hale_health *h) {
-    if (!h->threads_running) return;
-    pthread_mutex_lock(&h->wmu);
+    if (!h->checks_running) return;
     atomic_store(&h->stopping, 1);
-    pthread_cond_broadcast(&h->wake);
-    pthread_mutex_unlock(&h->wmu);
-    for (size_t i = 0; i < h->nstarted; i++) pthread_join(h->checks[i].thread, NULL);
-    h->threads_running = false;
+    unschedule(h);
+    h->checks_running = false;
 }
 
 void hale_health_watch(hale_health *h, const hale_http_server *s, unsigned stall_ms) {
@@ -212,10 +223,7 @@ void hale_health_set_started(hale_health *h) {
 }
 void hale_health_set_draining(hale_health *h) { atomic_store(&h->draining, 1); recompute(h); }
 void hale_health_set_stopped(hale_health *h) {
-    pthread_mutex_lock(&h->wmu);
     atomic_store(&h->stopping, 1);
-    pthread_cond_broadcast(&h->wake);
-    pthread_mutex_unlock(&h->wmu);
     recompute(h);
 }
 

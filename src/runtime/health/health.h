@@ -19,8 +19,14 @@
  *  - A check may also report "degraded" (it returns 1 with err): it counts
  *    as passing for readiness, /health shows it as "degraded" with its
  *    error, and the document's status is "degraded" instead of "pass".
- *  - Each check runs on its own thread every interval_ms; a slow check never
- *    delays another one or a probe.
+ *  - Checks run one at a time on the runtime's timer thread ("hale-timer",
+ *    shared with the other periodic work), each first at once and then
+ *    interval_ms after its previous run ended. Each check is expected to
+ *    bound itself by its timeout (a client-side connect or statement
+ *    timeout, as the key-value app's store and redis checks do). A run past
+ *    its timeout counts as failed for readiness at once, while it still
+ *    runs, and delays the other checks by as long as it overruns. Probes
+ *    never wait for a check.
  *  Thread-safety: everything may be called from any thread after start.
  */
 #ifndef HALE_HEALTH_H
@@ -31,6 +37,21 @@
 
 #include "http.h"
 #include "router.h"
+
+/** The health state of a process: checks, state, probes (opaque). */
+typedef struct hale_health hale_health;
+
+#ifdef HALE_IN_TREE
+/* In-tree only (not installed, hidden in libhale: before the visibility
+ * push). hale_health_use_timer(h, t) before hale_health_start makes the
+ * checks tasks of t (the service's one timer thread, common/timer.h)
+ * instead of a timer h makes and owns. t must outlive h; h neither starts
+ * nor stops t: hale_health_stop_checks (and hale_health_free) take the
+ * checks off t, waiting for a run in progress, so none runs after they
+ * return. Ignored once the checks run. */
+typedef struct hale_timer hale_timer;
+void hale_health_use_timer(hale_health *h, hale_timer *t);
+#endif
 
 /* exported by libhale.so (the rest of the library is hidden) */
 #pragma GCC visibility push(default)
@@ -51,8 +72,6 @@ const char *hale_avail_name(hale_avail a);
  * but degraded, else -1 with err. */
 typedef int (*hale_check_fn)(void *arg, char *err, size_t errlen);
 
-/** The health state of a process: checks, state, probes (opaque). */
-typedef struct hale_health hale_health;
 
 /** A new health state, starting. on_transition may be NULL; it runs on
  * whichever thread changed the state. */
@@ -66,11 +85,13 @@ void hale_health_free(hale_health *h);
 int hale_health_add_check(hale_health *h, const char *name, hale_check_fn fn, void *arg,
                           unsigned interval_ms, unsigned timeout_ms, bool required);
 
-/** Starts the check threads (each runs its check at once, then on
- * interval). Returns 0, or -1 with err when a thread cannot be created
- * (none is left running then). */
+/** Starts the checks (each runs at once, then on interval) on the
+ * runtime's timer thread, or on a thread of h's own when none was attached
+ * (a program using health.h without hale_service_main). Returns 0, or -1
+ * with err when the thread cannot be created (no check runs then). */
 int hale_health_start(hale_health *h, char *err, size_t errlen);
-/** Stops the check threads (joins them). */
+/** Stops the checks: a run in progress ends first, none runs after this
+ * returns. */
 void hale_health_stop_checks(hale_health *h);
 
 /** Watches a server's workers for liveness (may be called once per server). */

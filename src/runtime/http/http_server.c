@@ -194,6 +194,7 @@ static void *worker_main(void *arg) {
     hale_http_worker *w = arg;
     hale_http_server *s = w->srv;
     struct epoll_event evs[MAX_EVENTS];
+    hale_thread_name("%s-w%u", s->name, (unsigned)(w - s->workers)); /* "main-w0", "admin-w1" */
     hale_log_batch_begin();
     while (!atomic_load_explicit(&s->stopping, memory_order_acquire)) {
         int timeout = -1;

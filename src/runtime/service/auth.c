@@ -1,15 +1,12 @@
 /* auth: see auth.h. */
 #include "auth.h"
-#include "lifecycle.h"
 #include "log.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <sys/stat.h>
 
 #define MAX_KEY_FILE 65536
@@ -29,9 +26,8 @@ struct hale_auth {
     unsigned reload_ms;
     struct stat last;
     bool have_last;
-    pthread_t thread;
-    bool thread_running;
-    atomic_int stop;
+    hale_timer *timer;    /* runs the reload; NULL before hale_auth_start */
+    int task;             /* its id on the timer, -1 when none */
     hale_counter *ok, *missing, *invalid;
     hale_counter *reload_refused; /* reloads that kept the old keys */
 };
@@ -111,6 +107,7 @@ hale_auth *hale_auth_new(const char *keys_text, const char *watch_path, unsigned
     pthread_rwlock_init(&a->lock, NULL);
     a->ks = keyset_parse(keys_text ? keys_text : "", keys_text ? strlen(keys_text) : 0);
     a->reload_ms = reload_ms ? reload_ms : 1000;
+    a->task = -1;
     if (watch_path) {
         a->path = xstrdup(watch_path);
         a->have_last = stat(a->path, &a->last) == 0;
@@ -190,33 +187,23 @@ int hale_auth_reload(hale_auth *a) {
     return 1;
 }
 
-static void *reload_main(void *arg) {
-    hale_auth *a = arg;
-    while (!atomic_load(&a->stop)) {
-        hale_auth_reload(a);
-        if (hale_wait_shutdown(a->reload_ms)) {
-            /* keep watching during the drain, but without a busy loop:
-             * tv_nsec must stay below 1e9 or nanosleep fails at once */
-            struct timespec ts = {.tv_sec = (time_t)(a->reload_ms / 1000),
-                                  .tv_nsec = (long)(a->reload_ms % 1000) * 1000000L};
-            while (nanosleep(&ts, &ts) != 0 && !atomic_load(&a->stop)) {}
-        }
-    }
-    return NULL;
-}
+/* The reload task. It runs until the timer stops, drain included: a key
+ * rotated while requests finish is honoured. */
+static void reload_task(void *arg) { hale_auth_reload(arg); }
 
-int hale_auth_start(hale_auth *a, char *err, size_t errlen) {
-    if (!a->path || a->thread_running) return 0;
-    if (pthread_create(&a->thread, NULL, reload_main, a) != 0)
-        return hale_err(err, errlen, "auth: cannot start the key reload thread (rotations would be missed)");
-    a->thread_running = true;
+int hale_auth_start(hale_auth *a, hale_timer *t, char *err, size_t errlen) {
+    if (!a->path || a->task >= 0) return 0;
+    if (!t) return hale_err(err, errlen, "auth: no timer to run the key reload on");
+    a->task = hale_timer_every(t, "auth-reload", a->reload_ms, reload_task, a);
+    if (a->task < 0)
+        return hale_err(err, errlen, "auth: no room on the timer for the key reload (rotations would be missed)");
+    a->timer = t;
     return 0;
 }
 
 void hale_auth_free(hale_auth *a) {
     if (!a) return;
-    atomic_store(&a->stop, 1);
-    if (a->thread_running) pthread_join(a->thread, NULL);
+    if (a->task >= 0) hale_timer_cancel(a->timer, a->task);
     keyset_free(a->ks);
     pthread_rwlock_destroy(&a->lock);
     free(a->path);

@@ -15,7 +15,9 @@
  *    and surrounding spaces ignored). Only the parsed key set counts: text
  *    with no usable key ("", " \n", comments only) is "no key" everywhere.
  *    When they came from a file, the file is re-checked every
- *    `reload_ms` (stat of the path, following Kubernetes' symlink swap); a
+ *    `reload_ms` (stat of the path, following Kubernetes' symlink swap), a
+ *    task of the runtime's timer (timer.h) that keeps running during the
+ *    drain, until the timer stops; a
  *    change swaps the key set atomically for new requests and is logged
  *    with the key count only. A change that leaves no usable key (file
  *    emptied, truncated mid-rotation, comments only) or is too large keeps
@@ -34,6 +36,7 @@
 
 #include "http.h"
 #include "metrics.h"
+#include "timer.h"
 
 typedef struct hale_auth hale_auth;
 
@@ -48,9 +51,11 @@ void hale_auth_free(hale_auth *a);
  * NULL). The startup check uses it: whitespace is not a key. */
 unsigned hale_auth_count_keys(const char *text);
 
-/* Starts the reload thread when keys came from a file. Returns 0, or -1
- * with err when the thread cannot be created. */
-int hale_auth_start(hale_auth *a, char *err, size_t errlen);
+/* Schedules the reload on t when keys came from a file (first at once,
+ * then every reload_ms; nothing to do for static keys). t must outlive a:
+ * hale_auth_free takes the task off t (waiting for a reload in progress).
+ * Returns 0, or -1 with err when t is NULL or has no room. */
+int hale_auth_start(hale_auth *a, hale_timer *t, char *err, size_t errlen);
 
 /* Number of keys currently configured. */
 unsigned hale_auth_key_count(const hale_auth *a);
@@ -58,7 +63,7 @@ unsigned hale_auth_key_count(const hale_auth *a);
 /* The filter (hale_http_hooks.auth): true lets the request through. */
 bool hale_auth_check(hale_req *r, void *auth);
 
-/* Re-reads the watched file now if it changed (the reload thread calls
+/* Re-reads the watched file now if it changed (the reload task calls
  * this; exposed for tests). Returns 1 when the key set changed. */
 int hale_auth_reload(hale_auth *a);
 

@@ -21,6 +21,7 @@ static sigset_t handled;
 
 static void *signal_main(void *arg) {
     (void)arg;
+    hale_thread_name("hale-signals");
     for (;;) {
         int signo = 0;
         if (sigwait(&handled, &signo) != 0) continue;

@@ -1,6 +1,6 @@
 /* sd_notify: see systemd.h. One datagram socket per process, unconnected:
  * each message is a sendto() to the address parsed once at creation, so
- * the check threads, the watchdog and the main thread may all send. */
+ * the timer thread (checks), the watchdog and the main thread may all send. */
 #include "systemd.h"
 #include "util.h"
 
@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 struct hale_sdnotify {
@@ -74,7 +73,7 @@ hale_sdnotify *hale_sdnotify_new(char *const *envp, char *err, size_t errlen) {
         (!wpid || (parse_u64(wpid, &pid) && pid == (uint64_t)getpid())))
         n->watchdog_usec = usec;
     pthread_mutex_init(&n->mu, NULL);
-    pthread_cond_init(&n->cv, NULL);
+    if (hale_cond_init_monotonic(&n->cv) != 0) hale_panic("sd_notify: no monotonic condition variable");
     return n;
 }
 
@@ -89,21 +88,20 @@ int hale_sdnotify_send(hale_sdnotify *n, const char *msg) {
 
 uint64_t hale_sdnotify_watchdog_usec(const hale_sdnotify *n) { return n ? n->watchdog_usec : 0; }
 
+/* Its own thread, not a task of the runtime's timer: see systemd.h. */
 static void *watchdog_main(void *arg) {
     hale_sdnotify *n = arg;
+    hale_thread_name("hale-watchdog");
     uint64_t half_ns = n->watchdog_usec * 500u; /* usec / 2, in ns */
     pthread_mutex_lock(&n->mu);
     while (!n->stop) {
         pthread_mutex_unlock(&n->mu);
         /* asked outside the lock: live() reads the workers' busy slots */
         if (n->live(n->live_arg)) hale_sdnotify_send(n, "WATCHDOG=1");
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + half_ns;
-        ts.tv_sec += (time_t)(ns / 1000000000u);
-        ts.tv_nsec = (long)(ns % 1000000000u);
+        uint64_t now = hale_now_ns();
+        uint64_t next = half_ns > UINT64_MAX - now ? UINT64_MAX : now + half_ns;
         pthread_mutex_lock(&n->mu);
-        while (!n->stop && pthread_cond_timedwait(&n->cv, &n->mu, &ts) == 0) {}
+        while (!n->stop && !hale_cond_wait_until(&n->cv, &n->mu, next)) {}
     }
     pthread_mutex_unlock(&n->mu);
     return NULL;

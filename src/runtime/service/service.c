@@ -8,6 +8,7 @@
 #include "probe.h"
 #include "systemd.h"
 #include "testhooks.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@ struct hale_service {
     hale_http_hooks hooks;
     hale_metric *state_metric;
     hale_auth *auth;
+    hale_timer *timer;       /* the one thread of periodic work: checks, key reload */
     char **envp;
     hale_sdnotify *notify;   /* NULL unless started with NOTIFY_SOCKET */
     bool told_ready;         /* READY=1 is sent once */
@@ -197,6 +199,8 @@ static int serve(hale_service *s) {
                                          "1 for the current availability state.", 1, state_label);
     s->obs = hale_observe_new(s->metrics, hale_cfg_bool(cfg, "log.access"));
     s->health = hale_health_new(on_transition, s);
+    s->timer = hale_timer_new();
+    hale_health_use_timer(s->health, s->timer);
     hale_metrics_gauge_fn(s->metrics, "hale_ready", "1 when readiness answers 200.", ready_fn, s->health);
     s->router = hale_router_new();
     s->admin_router = hale_router_new();
@@ -220,10 +224,14 @@ static int serve(hale_service *s) {
         else
             HALE_LOG(HALE_LOG_WARN, "auth", "no API key configured: the API is open to anyone "
                      "who can reach it (set the api-key secret)");
-        if (hale_auth_start(s->auth, err, sizeof err) != 0) {
+        if (hale_auth_start(s->auth, s->timer, err, sizeof err) != 0) {
             HALE_LOG(HALE_LOG_ERROR, "auth", "cannot watch the api-key file", HALE_F_STR("error", err));
             goto out;
         }
+    }
+    if (hale_timer_start(s->timer, err, sizeof err) != 0) {
+        HALE_LOG(HALE_LOG_ERROR, "service", "cannot start the timer thread", HALE_F_STR("error", err));
+        goto out;
     }
     s->notify = hale_sdnotify_new(s->envp, err, sizeof err);
     if (!s->notify && err[0])
@@ -332,6 +340,10 @@ out:
     if (s->admin_srv) hale_http_stop(s->admin_srv);
     if (s->main_srv) hale_http_stop(s->main_srv);
     s->main_srv = s->admin_srv = NULL;
+    /* no request left: the key reload may end; the checks end before the
+     * stores they ping are closed, and the timer (joined) before what its
+     * tasks touch (the notify socket, the metrics) is freed */
+    hale_timer_stop(s->timer);
     hale_health_stop_checks(s->health);
     if (s->def->stop) s->def->stop(s, s->def->app);
     hale_health_set_stopped(s->health);
@@ -344,6 +356,8 @@ out:
     hale_router_free(s->admin_router);
     hale_observe_free(s->obs);
     hale_auth_free(s->auth);
+    hale_timer_free(s->timer); /* after health and auth: they take their tasks off it */
+    s->timer = NULL;
     hale_metrics_free(s->metrics);
     return rc;
 }

@@ -17,6 +17,11 @@
  *    every WATCHDOG_USEC / 2 asks live(arg) and sends WATCHDOG=1 only when
  *    it answers true: a stuck worker stops the pings, and systemd's
  *    WatchdogSec= restarts the process. hale_sdnotify_free() stops it.
+ *    It is a thread of its own ("hale-watchdog"), not a task of the
+ *    runtime's timer (timer.h), on purpose: its deadline is systemd's, and
+ *    a missed ping kills the process, so it must not queue behind a health
+ *    check that may block on a dependency for up to its timeout. It shares
+ *    the timer's monotonic timed wait (hale_cond_wait_until, util.h).
  *
  * Promises (socket activation, sd_listen.c):
  *  - hale_sd_listen() reads LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES. When
