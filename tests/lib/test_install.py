@@ -62,8 +62,12 @@ def test_soname_and_exports(prefix):  # R: R1
     text = "".join(open(os.path.join(prefix, "include/hale", h)).read() for h in PUBLIC)
     undeclared = sorted(n for n in names if not re.search(r"\b%s\b" % n, text))
     assert not undeclared, "exported but not in include/hale: %s" % undeclared
-    # and every function the headers declare (static inlines aside) is there
-    declared = set(re.findall(r"^(?!static )[a-z_][a-z0-9_ *]*?\b(hale_[a-z0-9_]+)\(", text, re.M))
+    # and every function the headers declare to their users (static inlines
+    # and the in-tree-only blocks, hidden in the library, aside) is there
+    users = re.sub(r"^#ifdef HALE_IN_TREE\n.*?^#endif", "", text, flags=re.M | re.S)
+    declared = set(re.findall(r"^(?!static )[a-z_][a-z0-9_ *]*?\b(hale_[a-z0-9_]+)\(", users, re.M))
+    for hidden in set(re.findall(r"\b(hale_[a-z0-9_]+)\(", text)) - set(re.findall(r"\b(hale_[a-z0-9_]+)\(", users)):
+        assert hidden not in names, "in-tree only, yet exported: %s" % hidden
     missing = sorted(declared - names)
     assert not missing, "declared but not exported: %s" % missing
     for internal in ("hale_auth_check", "hale_observe_new", "hale_probe_get", "toml_parse", "xmalloc"):
