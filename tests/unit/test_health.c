@@ -42,13 +42,7 @@ static bool transitions_have(const char *s) {
     return yes;
 }
 
-/* polls cond for up to 5 s (liveness bound, not a timing assertion) */
-#define EVENTUALLY(cond)                                                   \
-    do {                                                                   \
-        int tries_ = 0;                                                    \
-        while (!(cond) && tries_++ < 500) usleep(10000);                   \
-        assert_true(cond);                                                 \
-    } while (0)
+#include "eventually.h"
 
 typedef struct dep {
     atomic_int fail;

@@ -19,13 +19,7 @@
 #include "timer.h"
 #include "util.h"
 
-/* polls cond for up to 5 s (a liveness bound, not a timing assertion) */
-#define EVENTUALLY(cond)                                                   \
-    do {                                                                   \
-        int tries_ = 0;                                                    \
-        while (!(cond) && tries_++ < 500) usleep(10000);                   \
-        assert_true(cond);                                                 \
-    } while (0)
+#include "eventually.h"
 
 /* The order tasks ran in, one letter per run. */
 static pthread_mutex_t lmu = PTHREAD_MUTEX_INITIALIZER;
